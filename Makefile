@@ -1,0 +1,36 @@
+# equivar: two commands do everything (see README.md).
+#   make book   environment + every chapter (papermill, profile "default") + HTML with -W
+#   make test   environment + Fashion-MNIST + the whole test suite
+PYTHON  ?= $(shell command -v python3.11 || command -v python3)
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PROFILE ?= default
+
+.PHONY: env data test book bench clean
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "equivar needs Python 3.11, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python scripts/check-env.py
+	touch $@
+
+env: $(STAMP)
+
+data: env
+	scripts/ensure-fashion-mnist
+
+test: env data
+	$(BIN)/python -m pytest
+
+book: env data
+	$(BIN)/equivar book --profile $(PROFILE)
+
+bench: env
+	$(BIN)/python benchmarks/fast_path.py
+
+clean:
+	rm -rf _build book/chapters book/generated book/figures/*.pdf book/figures/*.png \
+	       book/figures/*.csv book/figures/*.json

@@ -1,0 +1,5 @@
+import sys
+
+from equivar.cli import main
+
+sys.exit(main())

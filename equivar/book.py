@@ -1,0 +1,137 @@
+"""Building the book: execute chapters, write the generated pages, render HTML.
+
+``build(profile)`` executes every chapter with papermill into ``book/chapters/``, records how
+long each took, writes the pages generated from the package (``book/generated/``: the settings
+and provenance page, the timings table), then runs ``jupyter-book build . -W -n --keep-going``
+(warnings are errors). Used by ``make book`` and ``equivar book``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from equivar import config, notebooks
+from equivar.plots import project_root
+from equivar.provenance import SOURCES
+
+
+def generated_dir() -> Path:
+    return project_root() / "book" / "generated"
+
+
+def run_chapters(names, profile: str, params: dict | None = None,
+                 output: Path | None = None, progress: bool = True) -> dict[str, float]:
+    """Execute chapters (ids, numbers or stems; all if empty) and return seconds per chapter.
+
+    All parameters are validated for every chapter before the first one runs.
+    """
+    chosen = [notebooks.find(n) for n in names] if names else notebooks.chapters()
+    params = dict(params or {})
+    if "profile" in params:
+        raise ValueError("set the profile with --profile, not as a parameter")
+    params["profile"] = profile
+    for chapter in chosen:
+        notebooks.check_parameters(chapter, params)
+    output = notebooks.book_chapters_dir() if output is None else Path(output)
+    timings = {}
+    for chapter in chosen:
+        start = time.perf_counter()
+        notebooks.execute(chapter, params, output / chapter.path.name, progress=progress)
+        timings[chapter.stem] = time.perf_counter() - start
+    _record_timings(output, profile, timings)
+    return timings
+
+
+def _record_timings(output: Path, profile: str, timings: dict[str, float]) -> None:
+    path = output / "run-info.json"
+    info = json.loads(path.read_text()) if path.exists() else {"chapters": {}}
+    for stem, seconds in timings.items():
+        info["chapters"][stem] = {"profile": profile, "seconds": round(seconds, 1)}
+    info["machine"] = machine()
+    path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+def machine() -> dict[str, object]:
+    """A short description of this machine (for the reproducibility page)."""
+    return {"python": platform.python_version(), "platform": platform.platform(terse=True),
+            "processor": platform.machine(), "cpu_count": os.cpu_count()}
+
+
+def settings_classes() -> list[type]:
+    return [cls for cls in vars(config).values()
+            if isinstance(cls, type) and issubclass(cls, config.Settings)
+            and cls is not config.Settings]
+
+
+def settings_page() -> str:
+    """Markdown of every chapter's settings: value per profile, source, reason."""
+    lines = ["# Settings and their provenance", "",
+             "Generated from `equivar/config.py` when the book is built. Sources:", ""]
+    lines += [f"- `{key}`: {text}" for key, text in SOURCES.items()]
+    lines += ["", "## Ring sampling (all chapters)", "",
+              "| setting | value | source | why |", "|---|---|---|---|"]
+    for f in dataclasses.fields(config.Sampling):
+        lines.append(f"| `{f.name}` | {getattr(config.SAMPLING, f.name)} | "
+                     f"{f.metadata['source']} | {f.metadata['why']} |")
+    for cls in settings_classes():
+        lines += ["", f"## {cls.__doc__.strip().splitlines()[0]}", "",
+                  "| setting | " + " | ".join(config.PROFILES) + " | source | why |",
+                  "|---|" + "---|" * len(config.PROFILES) + "---|---|"]
+        per_profile = {p: cls.for_profile(p) for p in config.PROFILES}
+        for f in dataclasses.fields(cls):
+            if f.name == "profile":
+                continue
+            values = [_cell(getattr(per_profile[p], f.name)) for p in config.PROFILES]
+            lines.append(f"| `{f.name}` | " + " | ".join(values) +
+                         f" | {f.metadata['source']} | {f.metadata['why']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def timings_page(chapters_dir: Path | None = None) -> str:
+    """Markdown table of the last recorded chapter run times and the machine."""
+    path = (chapters_dir or notebooks.book_chapters_dir()) / "run-info.json"
+    if not path.exists():
+        return "No chapter run has been recorded yet.\n"
+    info = json.loads(path.read_text())
+    m = info["machine"]
+    lines = [f"Machine: Python {m['python']}, {m['platform']} ({m['processor']}), "
+             f"{m['cpu_count']} CPU cores.", "",
+             "| chapter | profile | seconds |", "|---|---|---|"]
+    for stem, row in sorted(info["chapters"].items()):
+        lines.append(f"| {stem} | {row['profile']} | {row['seconds']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_generated_pages() -> None:
+    out = generated_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "settings.md").write_text(settings_page())
+    (out / "timings.md").write_text(timings_page())
+
+
+def render_html(strict: bool = True) -> int:
+    """``jupyter-book build`` of the project root; returns its exit code."""
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(project_root())]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    return subprocess.run(cmd, cwd=project_root()).returncode
+
+
+def build(profile: str = "default", execute: bool = True, params: dict | None = None) -> int:
+    """Execute every chapter (unless ``execute`` is False), write generated pages, render."""
+    if execute:
+        run_chapters([], profile, params)
+    write_generated_pages()
+    return render_html()

@@ -1,0 +1,183 @@
+"""Figures: one style, and files that can be cited.
+
+:func:`save_figure` writes ``<id>.pdf``, ``<id>.png``, ``<id>.csv`` (the plotted data) and
+``<id>.json`` (caption, chapter, settings, versions, commit) with run-independent metadata,
+so a figure is found and cited by its stable id (``fig-<chapter>-<what>``). Figures carry no
+in-plot title: the caption is the title. The plotting functions of each chapter live here too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from equivar.cache import atomic_path
+
+FIGURE_ID = re.compile(r"^fig-[a-z0-9]+(-[a-z0-9]+)+$")
+KEY_PACKAGES = ("equivar", "pennylane", "torch", "numpy", "torchattacks", "matplotlib")
+
+
+def project_root() -> Path:
+    """The checkout holding ``_toc.yml`` (the package's parent in an editable install)."""
+    here = Path(__file__).resolve().parents[1]
+    if (here / "_toc.yml").exists():
+        return here
+    for path in [Path.cwd(), *Path.cwd().parents]:
+        if (path / "_toc.yml").exists():
+            return path
+    raise FileNotFoundError("no _toc.yml above the package or the working directory: "
+                            "run from an equivar checkout or pass an output directory")
+
+
+def figures_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where figures go: ``override``, else ``$EQUIVAR_FIGURES_DIR``, else ``book/figures``."""
+    if override:
+        return Path(override)
+    env = os.environ.get("EQUIVAR_FIGURES_DIR")
+    return Path(env) if env else project_root() / "book" / "figures"
+
+
+def use_style() -> None:
+    """The book's plotting style (seaborn paper context, colour-blind palette)."""
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1)
+    matplotlib.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight",
+                                "svg.hashsalt": "equivar", "axes.titlesize": "medium"})
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the key packages."""
+    out = {}
+    for name in KEY_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit() -> str:
+    """Short commit of the checkout (``+dirty`` if modified), or ``unknown``."""
+    try:
+        root = project_root()
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, text=True,
+                             capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, text=True, capture_output=True, check=True).stdout
+        return sha + ("+dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown"
+
+
+def save_figure(fig, figure_id: str, table: pd.DataFrame, caption: str, chapter: str,
+                settings=None, out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Write a figure as PDF, PNG, CSV and JSON and close it.
+
+    Args:
+        figure_id: stable id ``fig-<chapter>-<what>`` (lower case, dashes).
+        table: the data plotted, written as CSV.
+        caption: the caption the book shows (also stored in the JSON).
+        chapter: chapter id (e.g. ``"twirl"``).
+        settings: the chapter's settings dataclass (stored in the JSON).
+        out_dir: see :func:`figures_dir`.
+
+    Returns:
+        the paths written, keyed by ``pdf``, ``png``, ``csv``, ``json``.
+    """
+    if not FIGURE_ID.match(figure_id):
+        raise ValueError(f"figure id must look like 'fig-<chapter>-<what>', got {figure_id!r}")
+    out = figures_dir(out_dir)
+    paths = {ext: out / f"{figure_id}.{ext}" for ext in ("pdf", "png", "csv", "json")}
+    with atomic_path(paths["pdf"]) as tmp:
+        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})
+    with atomic_path(paths["png"]) as tmp:
+        fig.savefig(tmp, format="png", dpi=200, metadata={"Software": None})
+    plt.close(fig)
+    with atomic_path(paths["csv"]) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    params = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else settings
+    record = {
+        "id": figure_id, "caption": caption, "chapter": chapter,
+        "files": {k: p.name for k, p in paths.items()},
+        "profile": (params or {}).get("profile"), "settings": params,
+        "versions": versions(), "commit": git_commit(),
+    }
+    with atomic_path(paths["json"]) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    return paths
+
+
+# --------------------------------------------------------------------------- chapter 1
+
+def plot_ring_sampling(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, means: np.ndarray):
+    """Image with its sample points (coloured by ring) beside its ring-mean profile."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 3.4),
+                                      gridspec_kw={"width_ratios": [1, 1.25]})
+    left.imshow(image, cmap="gray_r", vmin=0, vmax=1)
+    n_rings = rows.shape[0]
+    colours = plt.cm.viridis(np.linspace(0, 1, n_rings))
+    for r in range(n_rings):
+        left.scatter(cols[r], rows[r], s=9, color=colours[r], edgecolors="none")
+    left.set_xticks([])
+    left.set_yticks([])
+    left.grid(False)
+    left.set_xlabel("pixels (points coloured by ring)")
+    right.plot(np.arange(n_rings), means, marker="o", color="C0")
+    right.set_xlabel("ring r (inner → outer)")
+    right.set_ylabel("ring-averaged intensity μ_r")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sector_weights(table: pd.DataFrame):
+    """Mean sector weight per independent sector k, one panel per dataset, one line per class.
+
+    ``table`` columns: dataset, class, k, weight_mean, weight_std.
+    """
+    datasets = list(dict.fromkeys(table["dataset"]))
+    cols = min(3, len(datasets))
+    rows = -(-len(datasets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.7 * rows), squeeze=False,
+                             sharey=True)
+    for ax, name in zip(axes.flat, datasets):
+        part = table[table["dataset"] == name]
+        for i, (label, group) in enumerate(part.groupby("class", sort=False)):
+            ax.plot(group["k"], group["weight_mean"], marker="o", ms=3, lw=1,
+                    color=plt.cm.tab10(i % 10), label=label)
+        ax.set_yscale("log")
+        ax.set_xticks(sorted(part["k"].unique()))
+        ax.set_xlabel("sector k")
+        ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean weight w_k")
+    for ax in axes.flat[len(datasets):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_block_distances(panels: dict[str, np.ndarray]):
+    """Heatmaps of max |M_k - M_k'| between sector blocks, one panel per model."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False)
+    vmax = max(float(d.max()) for d in panels.values()) or 1.0
+    for i, (ax, (label, dist)) in enumerate(zip(axes[0], panels.items())):
+        image = ax.imshow(dist, cmap="magma", vmin=0, vmax=vmax)
+        n = dist.shape[0]
+        ax.set_xticks(range(n))
+        ax.set_yticks(range(n))
+        ax.set_xlabel("sector k'")
+        if i == 0:
+            ax.set_ylabel("sector k")
+        ax.grid(False)
+        ax.text(0.5, 1.03, label, transform=ax.transAxes, ha="center", va="bottom")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="max |M_k − M_k'|")
+    return fig

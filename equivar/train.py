@@ -1,0 +1,110 @@
+"""Training and evaluation of the quantum classifiers (Adam, minibatches, fixed seeds).
+
+``fit`` trains on amplitude vectors (from :func:`equivar.model.amplitudes`), shuffling with its
+own seeded generator so that a run is reproducible; ``accuracy`` and ``predict`` evaluate in
+batches without gradients. Used by chapters 2-4.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from equivar.model import QuantumClassifier
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser settings."""
+
+    epochs: int = 8         # West et al.
+    batch_size: int = 16    # West et al.
+    lr: float = 1e-3        # Adam learning rate, West et al.
+    seed: int = 0           # shuffling order (weights are seeded by the model)
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not np.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class History:
+    """Per-epoch mean training loss and training accuracy (and test accuracy if given)."""
+
+    loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+
+
+def check_labels(labels, n_classes: int) -> torch.Tensor:
+    """Labels as int64 tensor; ValueError if any is outside 0..n_classes-1."""
+    y = torch.as_tensor(np.asarray(labels))
+    if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise ValueError(f"labels must be a 1-D integer array, got {tuple(y.shape)} {y.dtype}")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1} (the model's readout), "
+                         f"found {int(y.min())}..{int(y.max())}")
+    return y.to(torch.int64)
+
+
+def fit(model: QuantumClassifier, states, labels, config: TrainConfig = TrainConfig(),
+        test: tuple | None = None, progress: bool = True, desc: str = "train") -> History:
+    """Train ``model`` in place with Adam and cross-entropy on the logits.
+
+    Args:
+        states: (n, 2**n_wires) amplitude vectors; labels: (n,) in 0..n_classes-1.
+        test: optional ``(states, labels)`` scored after every epoch.
+        progress: show a tqdm bar (stderr), one tick per minibatch.
+    """
+    x = model._check_states(states)
+    y = check_labels(labels, model.config.n_classes)
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} states but {len(y)} labels")
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(int(config.seed))
+    history = History()
+    steps = config.epochs * -(-len(x) // config.batch_size)
+    with tqdm(total=steps, desc=desc, disable=not progress, leave=False) as bar:
+        for _ in range(config.epochs):
+            order = torch.randperm(len(x), generator=gen)
+            total, correct = 0.0, 0
+            for start in range(0, len(x), config.batch_size):
+                idx = order[start:start + config.batch_size]
+                logits = model(x[idx])
+                loss = torch.nn.functional.cross_entropy(logits, y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                correct += int((logits.argmax(1) == y[idx]).sum())
+                bar.update(1)
+            history.loss.append(total / len(x))
+            history.train_accuracy.append(correct / len(x))
+            if test is not None:
+                history.test_accuracy.append(accuracy(model, *test))
+            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.train_accuracy[-1]:.3f}")
+    return history
+
+
+@torch.no_grad()
+def predict(model: QuantumClassifier, states, batch_size: int = 4096) -> np.ndarray:
+    """Predicted classes (n,) for amplitude vectors (n, 2**n_wires)."""
+    x = model._check_states(states)
+    U = model.unitary()
+    out = [model.readout(x[i:i + batch_size], U).argmax(1) for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+def accuracy(model: QuantumClassifier, states, labels) -> float:
+    """Share of correctly classified states."""
+    y = check_labels(labels, model.config.n_classes).numpy()
+    return float((predict(model, states) == y).mean())

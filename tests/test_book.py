@@ -1,0 +1,83 @@
+"""equivar.book and the book's configuration: generated pages, toc, pins."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from equivar import book, config, notebooks
+from equivar.plots import project_root
+
+ROOT = project_root()
+
+
+def test_settings_page_lists_every_setting_of_every_chapter():
+    page = book.settings_page()
+    for cls in book.settings_classes():
+        for f in dataclasses.fields(cls):
+            if f.name != "profile":
+                assert f"| `{f.name}` |" in page, (cls.__name__, f.name)
+    assert "| `rings_28px` | 16 | ours |" in page
+
+
+def test_toc_lists_every_chapter_and_only_existing_pages():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    for chapter in notebooks.chapters():
+        assert f"book/chapters/{chapter.stem}" in files
+    for f in files:
+        if not f.startswith(("book/chapters/", "book/generated/")):
+            assert (ROOT / f"{f}.md").exists(), f
+
+
+def test_book_never_executes_notebooks_itself():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert cfg["execute"]["execute_notebooks"] == "off"
+    assert cfg["only_build_toc_files"] is True
+
+
+def test_every_citation_key_exists():
+    bib = (ROOT / "book" / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    texts = [p.read_text() for p in (ROOT / "book").glob("*.md")]
+    texts += [p.read_text() for p in (ROOT / "notebooks").glob("*.ipynb")]
+    cited = {k.strip() for t in texts for group in re.findall(r"\{cite\}`([^`]+)`", t)
+             for k in group.split(",")}
+    assert cited and cited <= keys, cited - keys
+
+
+def lock():
+    lines = (ROOT / "requirements" / "lock.txt").read_text().splitlines()
+    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+
+
+def test_lock_pins_the_toolchain():
+    pins = lock()
+    assert pins["torch"] == "2.13.0" and pins["pennylane"] == "0.45.1"
+    assert pins["jupyter-book"] == "1.0.4.post1" and "torchvision" not in pins
+
+
+def test_pyproject_dependencies_are_all_locked():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {k.lower().replace("_", "-") for k in lock()}
+    deps = project["dependencies"] + [d for extra in project["optional-dependencies"].values()
+                                      for d in extra]
+    for dep in deps:
+        name = re.split(r"[<>=!~ \[]", dep)[0].lower()
+        assert name in pins, name
+
+
+def test_environment_yml_installs_the_lock():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
+    assert "-r requirements/lock.txt" in pip and "--no-deps" in pip
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make test" in ci

@@ -1,0 +1,58 @@
+"""equivar.plots: figure files, determinism, metadata."""
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")  # tests only; notebooks keep the inline backend
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from equivar import config, plots  # noqa: E402
+
+
+def make_figure():
+    fig, ax = plt.subplots()
+    ax.plot(np.arange(5), np.arange(5) ** 2)
+    return fig
+
+
+def test_save_figure_writes_four_files_deterministically(tmp_path):
+    table = pd.DataFrame({"x": np.arange(5), "y": np.arange(5) ** 2})
+    settings = config.TwirlSettings.for_profile("smoke")
+    first = plots.save_figure(make_figure(), "fig-test-thing", table, "A caption.", "test",
+                              settings, tmp_path / "a")
+    second = plots.save_figure(make_figure(), "fig-test-thing", table, "A caption.", "test",
+                               settings, tmp_path / "b")
+    for ext in ("pdf", "png", "csv", "json"):
+        assert first[ext].read_bytes() == second[ext].read_bytes(), ext
+    record = json.loads(first["json"].read_text())
+    assert record["id"] == "fig-test-thing" and record["caption"] == "A caption."
+    assert record["profile"] == "smoke" and record["settings"]["n_per_class"] == 10
+    assert set(record["versions"]) >= {"pennylane", "torch", "equivar"}
+    assert pd.read_csv(first["csv"])["y"].tolist() == [0, 1, 4, 9, 16]
+    assert not list((tmp_path / "a").glob("*.part"))
+
+
+def test_figure_is_closed(tmp_path):
+    fig = make_figure()
+    plots.save_figure(fig, "fig-test-closed", pd.DataFrame({"a": [1]}), "c", "test",
+                      out_dir=tmp_path)
+    assert not plt.fignum_exists(fig.number)
+
+
+@pytest.mark.parametrize("bad", ["Fig-Twirl", "fig_twirl_x", "twirl-weights", "fig-"])
+def test_bad_figure_id(bad, tmp_path):
+    with pytest.raises(ValueError, match="figure id must look like"):
+        plots.save_figure(make_figure(), bad, pd.DataFrame(), "c", "t", out_dir=tmp_path)
+
+
+def test_figures_dir_resolution(tmp_path, monkeypatch):
+    monkeypatch.delenv("EQUIVAR_FIGURES_DIR", raising=False)
+    assert plots.figures_dir() == plots.project_root() / "book" / "figures"
+    monkeypatch.setenv("EQUIVAR_FIGURES_DIR", str(tmp_path))
+    assert plots.figures_dir() == tmp_path
+    assert plots.figures_dir(tmp_path / "x") == tmp_path / "x"
