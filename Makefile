@@ -25,12 +25,18 @@ data: env
 test: env data
 	$(BIN)/python -m pytest
 
-book: env data
+BENCH := benchmarks/results/fast_path.md
+
+book: env data $(BENCH)
 	$(BIN)/equivar book --profile $(PROFILE)
+
+# rerun the benchmark when the code it measures changes
+$(BENCH): $(STAMP) benchmarks/fast_path.py equivar/unitary.py equivar/model.py
+	$(BIN)/python benchmarks/fast_path.py
 
 bench: env
 	$(BIN)/python benchmarks/fast_path.py
 
 clean:
-	rm -rf _build book/chapters book/generated book/figures/*.pdf book/figures/*.png \
+	rm -rf _build book/chapters book/generated benchmarks/results book/figures/*.pdf book/figures/*.png \
 	       book/figures/*.csv book/figures/*.json

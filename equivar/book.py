@@ -114,11 +114,20 @@ def timings_page(chapters_dir: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def benchmark_page() -> str:
+    """The last fast-path benchmark (``make bench``), or how to produce it."""
+    path = project_root() / "benchmarks" / "results" / "fast_path.md"
+    if not path.exists():
+        return "Not measured in this build: run `make bench`.\n"
+    return path.read_text()
+
+
 def write_generated_pages() -> None:
     out = generated_dir()
     out.mkdir(parents=True, exist_ok=True)
     (out / "settings.md").write_text(settings_page())
     (out / "timings.md").write_text(timings_page())
+    (out / "benchmark.md").write_text(benchmark_page())
 
 
 def render_html(strict: bool = True) -> int:

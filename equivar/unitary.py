@@ -9,7 +9,8 @@ batch of states with one matrix product. ``tests/test_unitary.py`` checks it aga
 What makes it fast (all exact):
 * the matrices of all parametrised one-qubit gates of one type (``Rot``, ``RY``, ...), bare or
   as the target of a ``qml.ctrl``, come from one broadcast ``compute_matrix`` call;
-* runs of parameter-free diagonal gates (the CZ chain) are merged into one diagonal;
+* runs of parameter-free diagonal gates (the CZ chain) are merged into one diagonal, cached;
+* a run of one-qubit gates on distinct wires (a layer of ``Rot``) is one Kronecker product;
 * a run of controlled one-qubit gates with the same controls and target but different control
   values acts on disjoint slices of the state: it is applied as one batched product.
 """
@@ -39,36 +40,63 @@ def unitary(ops: Sequence[qml.operation.Operator], n_wires: int) -> torch.Tensor
     dim = 2 ** n_wires
     mats = _batched_single_qubit_matrices(ops)
     state = torch.eye(dim, dtype=DTYPE).reshape((2,) * n_wires + (dim,))
-    diagonal = None  # pending merged diagonal, numpy (2,)*n
-    i = 0
-    while i < len(ops):
-        op = ops[i]
+    for op in ops:
         wires = [int(w) for w in op.wires]
         if any(w < 0 or w >= n_wires for w in wires):
             raise ValueError(f"{op} acts on wires {wires}, outside 0..{n_wires - 1}")
-        if i not in mats and op.num_params == 0:
-            diag = _constant_diagonal(op)
-            if diag is not None:
-                diagonal = _merge_diagonal(diagonal, diag, wires, n_wires)
-                i += 1
-                continue
-        if diagonal is not None:
-            state = state * torch.as_tensor(diagonal, dtype=DTYPE)[..., None]
-            diagonal = None
-        if isinstance(op, Controlled) and i in mats:
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        if _is_constant_diagonal(op, i, mats):
+            j = i
+            while j < len(ops) and _is_constant_diagonal(ops[j], j, mats):
+                j += 1
+            state = state * _run_diagonal(ops[i:j], n_wires)[..., None]
+        elif isinstance(op, Controlled) and i in mats:
             run = _controlled_run(ops, i, mats)
-            state = _apply_controlled_run(state, [mats[j] for j in run],
+            state = _apply_controlled_run(state, [mats[k] for k in run],
                                           [int(w) for w in op.control_wires],
-                                          [ops[j].control_values for j in run],
+                                          [ops[k].control_values for k in run],
                                           int(op.target_wires[0]))
-            i += len(run)
-            continue
-        mat = mats[i] if i in mats else _as_tensor(op.matrix())
-        state = _apply(state, mat, wires)
-        i += 1
-    if diagonal is not None:
-        state = state * torch.as_tensor(diagonal, dtype=DTYPE)[..., None]
+            j = i + len(run)
+        elif len(op.wires) == 1 and not isinstance(op, Controlled):
+            j, seen = i, set()
+            while (j < len(ops) and len(ops[j].wires) == 1 and not isinstance(ops[j], Controlled)
+                   and not _is_constant_diagonal(ops[j], j, mats) and int(ops[j].wires[0]) not in seen):
+                seen.add(int(ops[j].wires[0]))
+                j += 1
+            # gates on distinct wires commute: one Kronecker product in ascending wire order
+            by_wire = sorted((int(ops[k].wires[0]), mats[k] if k in mats else
+                              _as_tensor(ops[k].matrix())) for k in range(i, j))
+            kron = by_wire[0][1]
+            for _, mat in by_wire[1:]:
+                kron = torch.kron(kron, mat)
+            state = _apply(state, kron, [w for w, _ in by_wire])
+        else:
+            mat = mats[i] if i in mats else _as_tensor(op.matrix())
+            state = _apply(state, mat, [int(w) for w in op.wires])
+            j = i + 1
+        i = j
     return state.reshape(dim, dim)
+
+
+def _is_constant_diagonal(op, index, mats) -> bool:
+    return index not in mats and op.num_params == 0 and _constant_diagonal(op) is not None
+
+
+def _run_diagonal(run, n_wires) -> torch.Tensor:
+    """Product of a run of parameter-free diagonal gates as a (2,)*n tensor, cached."""
+    key = (n_wires, tuple((op.name, tuple(int(w) for w in op.wires)) for op in run))
+    if key not in _RUN_DIAGONALS:
+        diagonal = None
+        for op in run:
+            diagonal = _merge_diagonal(diagonal, _constant_diagonal(op),
+                                       [int(w) for w in op.wires], n_wires)
+        _RUN_DIAGONALS[key] = torch.as_tensor(diagonal, dtype=DTYPE)
+    return _RUN_DIAGONALS[key]
+
+
+_RUN_DIAGONALS: dict[tuple, torch.Tensor] = {}
 
 
 def _as_tensor(mat) -> torch.Tensor:
