@@ -249,6 +249,29 @@ def load_many(names, split: str, n_per_class: int | None = None, seed: int = 0):
     return loaded, skipped
 
 
+def resolve(names, fallbacks: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """Which of ``names`` can be loaded here, substituting ``fallbacks`` (e.g. mnist → mnist-5k).
+
+    Returns ``(usable names, notes)``; ``notes[name]`` says why a dataset was skipped or
+    replaced. Downloads what is missing if the network allows.
+    """
+    fallbacks = fallbacks or {}
+    usable, notes = [], {}
+    for name in names:
+        try:
+            load(name, "test", n=1)
+            usable.append(name)
+        except DatasetNotFoundError as err:
+            reason = str(err).split(". ")[0]
+            substitute = fallbacks.get(name)
+            if substitute and substitute not in usable:
+                notes[name] = f"{reason}; using {substitute} instead"
+                usable.append(substitute)
+            else:
+                notes[name] = f"{reason}; skipped"
+    return usable, notes
+
+
 def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     """SHA-256 of a loaded split (array bytes, shapes and dtypes): the data part of cache keys."""
     digest = hashlib.sha256()
@@ -512,10 +535,13 @@ def synthetic(n: int, seed: int = 0, split_id: int = 0, size: int = 28, planted_
     ``I = p_c(u) + h_c * a(u) cos(k*(theta - phi)) + nuisance + noise`` with
     class c = 2 * h + profile:
 
-    * profile A ``0.65 - 0.25 u`` or B ``0.40 + 0.25 u`` (ring means: sector k = 0 only);
-    * angular pattern h in {0, 1} at frequency ``k* = planted_k`` (sector k* only);
-    * nuisance: harmonics at every other k in 1..3 with random amplitude and phase, the same
-      distribution for every class; a random global rotation phi; Gaussian pixel noise.
+    * profile A ``0.5 - 0.2 u`` or B ``0.3 + 0.2 u`` (ring means: sector k = 0 only);
+    * angular pattern h in {0, 1}: ``0.25 sin(πu) cos(k*(θ - φ))`` at ``k* = planted_k``
+      (sector k* only);
+    * nuisance: harmonics at every other k in 1..3 with amplitude uniform in [0, 0.06] and a
+      random phase, the same distribution for every class; a random global rotation φ;
+      Gaussian pixel noise. Inside the disc the noiseless intensity stays in [0.03, 0.77], so
+      clipping to [0, 1] only ever touches the noise.
 
     So classes 0/1 (and 2/3) differ only in ring-averaged intensity, classes 0/2 (and 1/3)
     only in angular structure at k*. Returns ``(images, labels)`` like :func:`load`.
@@ -533,14 +559,14 @@ def synthetic(n: int, seed: int = 0, split_id: int = 0, size: int = 28, planted_
     theta = np.arctan2(-(rows - c), cols - c)
     inside = (u <= 1.0).astype(np.float64)
     bump = np.sin(np.pi * np.clip(u, 0, 1))
-    profile = np.where((labels % 2 == 0)[:, None, None], 0.65 - 0.25 * u, 0.40 + 0.25 * u)
+    profile = np.where((labels % 2 == 0)[:, None, None], 0.5 - 0.2 * u, 0.3 + 0.2 * u)
     phi = rng.uniform(0, 2 * np.pi, size=(n, 1, 1))
-    planted = (labels >= 2)[:, None, None] * 0.12 * bump * np.cos(planted_k * (theta - phi))
+    planted = (labels >= 2)[:, None, None] * 0.25 * bump * np.cos(planted_k * (theta - phi))
     nuisance = np.zeros((n, size, size))
     for k in (1, 2, 3):
         if k == planted_k:
             continue
-        amp = rng.uniform(0, 0.05, size=(n, 1, 1))
+        amp = rng.uniform(0, 0.06, size=(n, 1, 1))
         ph = rng.uniform(0, 2 * np.pi, size=(n, 1, 1))
         nuisance += amp * bump * np.cos(k * (theta - ph))
     images = (profile + planted + nuisance) * inside + noise * rng.standard_normal((n, size, size))

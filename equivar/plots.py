@@ -181,3 +181,130 @@ def plot_block_distances(panels: dict[str, np.ndarray]):
         ax.text(0.5, 1.03, label, transform=ax.transAxes, ha="center", va="bottom")
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="max |M_k − M_k'|")
     return fig
+
+
+# --------------------------------------------------------------------------- chapter 2
+
+VARIANT_LABELS = {"west": "West et al.", "sector": "sector-resolved", "baseline": "non-equivariant"}
+
+
+def plot_transform_heatmap(summary: pd.DataFrame, transforms: list[str]):
+    """Accuracy (mean ± std over seeds) per dataset × transformation, one panel per variant.
+
+    ``summary`` columns: dataset, variant, transform, mean, std.
+    """
+    variants = list(dict.fromkeys(summary["variant"]))
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    fig, axes = plt.subplots(len(variants), 1, figsize=(1.15 * len(transforms) + 2.2,
+                                                         0.55 * len(datasets) * len(variants) + 1.6),
+                             squeeze=False, sharex=True)
+    for ax, variant in zip(axes[:, 0], variants):
+        part = summary[summary["variant"] == variant]
+        mean = part.pivot(index="dataset", columns="transform", values="mean").loc[datasets,
+                                                                                  transforms]
+        std = part.pivot(index="dataset", columns="transform", values="std").loc[datasets,
+                                                                                transforms]
+        ax.imshow(mean.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        for i in range(len(datasets)):
+            for j in range(len(transforms)):
+                m, s = mean.iat[i, j], std.iat[i, j]
+                ax.text(j, i, f"{m:.2f}\n±{s:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if m < 0.6 else "black")
+        ax.set_yticks(range(len(datasets)), datasets)
+        ax.set_ylabel(VARIANT_LABELS.get(variant, variant))
+        ax.grid(False)
+    axes[-1, 0].set_xticks(range(len(transforms)), transforms, rotation=30, ha="right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_follow_rates(summary: pd.DataFrame):
+    """Label-follows-sector rates (mean ± std over seeds) per dataset, bars per variant.
+
+    ``summary`` columns: dataset, variant, k, mean, std.
+    """
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    variants = list(dict.fromkeys(summary["variant"]))
+    cols = min(3, len(datasets))
+    rows = -(-len(datasets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False,
+                             sharey=True)
+    width = 0.8 / len(variants)
+    for ax, name in zip(axes.flat, datasets):
+        part = summary[summary["dataset"] == name]
+        for i, variant in enumerate(variants):
+            v = part[part["variant"] == variant]
+            ax.bar(v["k"] + (i - (len(variants) - 1) / 2) * width, v["mean"], width,
+                   yerr=v["std"], capsize=2, color=f"C{i}",
+                   label=VARIANT_LABELS.get(variant, variant))
+        ax.set_xticks(sorted(part["k"].unique()))
+        ax.set_xlabel("swapped sector k")
+        ax.set_ylim(0, 1.05)
+        ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("label follows B")
+    for ax in axes.flat[len(datasets):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7, loc="upper center")
+    fig.tight_layout()
+    return fig
+
+
+def plot_attribution(summary: pd.DataFrame):
+    """Per-sector contributions to the winning logit (top) and to the margin (bottom).
+
+    ``summary`` columns: dataset, variant, k, quantity ('winning_logit' or 'margin'), mean, std.
+    """
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    variants = list(dict.fromkeys(summary["variant"]))
+    fig, axes = plt.subplots(2, len(datasets), figsize=(3.0 * len(datasets), 4.8), squeeze=False,
+                             sharex=True)
+    width = 0.8 / len(variants)
+    for j, name in enumerate(datasets):
+        for row, quantity, label in ((0, "winning_logit", "|contribution| to winning logit"),
+                                     (1, "margin", "contribution to margin")):
+            ax = axes[row, j]
+            part = summary[(summary["dataset"] == name) & (summary["quantity"] == quantity)]
+            for i, variant in enumerate(variants):
+                v = part[part["variant"] == variant]
+                ax.bar(v["k"] + (i - (len(variants) - 1) / 2) * width, v["mean"], width,
+                       yerr=v["std"], capsize=2, color=f"C{i}",
+                       label=VARIANT_LABELS.get(variant, variant))
+            ax.axhline(0, color="0.3", lw=0.6)
+            if j == 0:
+                ax.set_ylabel(label)
+            if row == 0:
+                ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
+            else:
+                ax.set_xlabel("sector k")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_planted(summary: pd.DataFrame, planted_k: int):
+    """Synthetic validation: follow rates per sector for ring-profile and angular pairs.
+
+    ``summary`` columns: pair type, variant, k, mean, std.
+    """
+    types = ["ring profile", "angular"]
+    variants = list(dict.fromkeys(summary["variant"]))
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8), sharey=True)
+    width = 0.8 / len(variants)
+    for ax, pair_type, expected in zip(axes, types, (0, planted_k)):
+        part = summary[summary["pair type"] == pair_type]
+        for i, variant in enumerate(variants):
+            v = part[part["variant"] == variant]
+            ax.bar(v["k"] + (i - (len(variants) - 1) / 2) * width, v["mean"], width,
+                   yerr=v["std"], capsize=2, color=f"C{i}",
+                   label=VARIANT_LABELS.get(variant, variant))
+        ax.axvspan(expected - 0.45, expected + 0.45, color="0.85", zorder=0)
+        ax.set_xticks(range(5))
+        ax.set_xlabel("swapped sector k")
+        ax.text(0.97, 0.95, f"{pair_type} pairs\n(planted: k = {expected})", ha="right",
+                va="top", transform=ax.transAxes, fontsize=8)
+        ax.set_ylim(0, 1.05)
+    axes[0].set_ylabel("label follows B")
+    axes[0].legend(fontsize=7, loc="center right")
+    fig.tight_layout()
+    return fig

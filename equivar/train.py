@@ -2,7 +2,8 @@
 
 ``fit`` trains on amplitude vectors (from :func:`equivar.model.amplitudes`), shuffling with its
 own seeded generator so that a run is reproducible; ``accuracy`` and ``predict`` evaluate in
-batches without gradients. Used by chapters 2-4.
+batches without gradients. ``trained(ModelSpec(...))`` trains once and reuses the weights from
+the result cache afterwards (chapters 2-4 share models this way).
 """
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from equivar.model import QuantumClassifier
+from equivar import data
+from equivar.cache import cached
+from equivar.config import SAMPLING
+from equivar.model import ModelConfig, QuantumClassifier, amplitudes
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class History:
 
 def check_labels(labels, n_classes: int) -> torch.Tensor:
     """Labels as int64 tensor; ValueError if any is outside 0..n_classes-1."""
-    y = torch.as_tensor(np.asarray(labels))
+    y = torch.as_tensor(np.array(labels))
     if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
         raise ValueError(f"labels must be a 1-D integer array, got {tuple(y.shape)} {y.dtype}")
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
@@ -108,3 +112,71 @@ def accuracy(model: QuantumClassifier, states, labels) -> float:
     """Share of correctly classified states."""
     y = check_labels(labels, model.config.n_classes).numpy()
     return float((predict(model, states) == y).mean())
+
+
+# ----------------------------------------------------------------- trained models, cached
+
+def encode(images) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, H, W) → ring grids (n, R, N) with the book's sampling, and their amplitude
+    vectors (n, R·N)."""
+    grids = SAMPLING.sample(images)
+    return grids, amplitudes(grids)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that determines a trained model (and hence its cache key)."""
+
+    dataset: str
+    variant: str
+    seed: int
+    n_train: int
+    epochs: int
+    batch_size: int
+    lr: float
+    n_layers: int
+    scale: float
+
+    def config(self) -> ModelConfig:
+        n_classes = len(data.info(self.dataset).classes)
+        n_rad = int(np.log2(SAMPLING.n_rings))
+        return ModelConfig(n_rad=n_rad, n_ang=int(np.log2(SAMPLING.n_angles)),
+                           n_layers=self.n_layers, variant=self.variant, readout="probs",
+                           n_classes=n_classes, scale=self.scale)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           seed=self.seed)
+
+
+def training_data(dataset: str, n_train: int, seed: int):
+    """The training subset of a model: ``min(n_train, available)`` images drawn with ``seed``."""
+    available = len(data.load(dataset, "train")[1]) if dataset != "synthetic" else n_train
+    return data.load(dataset, "train", n=min(n_train, available), seed=seed)
+
+
+def trained(spec: ModelSpec, progress: bool = True) -> tuple[QuantumClassifier, dict]:
+    """Train the model of ``spec`` (or load it from the result cache).
+
+    Returns the model and a record with the per-epoch loss and training accuracy, the number
+    of training images and whether it came from the cache.
+    """
+    images, labels = training_data(spec.dataset, spec.n_train, spec.seed)
+    params = {**asdict(spec), "data": data.fingerprint(images, labels),
+              "sampling": asdict(SAMPLING)}
+
+    def compute():
+        model = QuantumClassifier(spec.config(), seed=spec.seed)
+        _, states = encode(images)
+        history = fit(model, states, labels, spec.train_config(), progress=progress,
+                      desc=f"{spec.dataset}/{spec.variant}/seed {spec.seed}")
+        return {"weights": model.weights.detach().clone(), "loss": history.loss,
+                "train_accuracy": history.train_accuracy, "n_train": len(labels)}
+
+    result, hit = cached("model", params, compute)
+    model = QuantumClassifier(spec.config(), seed=spec.seed)
+    with torch.no_grad():
+        model.weights.copy_(result["weights"])
+    record = {k: result[k] for k in ("loss", "train_accuracy", "n_train")}
+    record["cached"] = hit
+    return model, record

@@ -20,7 +20,7 @@ def test_settings_page_lists_every_setting_of_every_chapter():
         for f in dataclasses.fields(cls):
             if f.name != "profile":
                 assert f"| `{f.name}` |" in page, (cls.__name__, f.name)
-    assert "| `rings_28px` | 16 | ours |" in page
+    assert "| `n_rings` | 16 | ours |" in page
 
 
 def test_toc_lists_every_chapter_and_only_existing_pages():

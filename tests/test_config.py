@@ -68,5 +68,8 @@ def test_setting_rejects_unknown_source():
         setting(1, "paper", "a reason")
 
 
-def test_rings_per_image_size():
-    assert config.SAMPLING.n_rings((28, 28)) == 16 and config.SAMPLING.n_rings((8, 8)) == 4
+def test_sampling_settings_sample_images():
+    import numpy as np
+
+    grids = config.SAMPLING.sample(np.ones((2, 8, 8)))
+    assert grids.shape == (2, config.SAMPLING.n_rings, config.SAMPLING.n_angles)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -45,10 +46,12 @@ def test_smoke_profile_runs_within_two_minutes(executed):
 def test_second_execution_reproduces_checked_outputs(executed):
     """nbval re-executes the executed copy and compares the cells marked NBVAL_CHECK_OUTPUT."""
     _, path, _, _ = executed
+    # a fresh result cache: the second run retrains instead of reloading the first run's models
+    env = {**os.environ, "EQUIVAR_CACHE_DIR": str(path.parent / "fresh-cache")}
     result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
                              "-p", "no:cacheprovider", "-q", "--rootdir", str(path.parent),
                              "-c", "/dev/null", str(path)],
-                            capture_output=True, text=True, cwd=path.parent)
+                            capture_output=True, text=True, cwd=path.parent, env=env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     marked = sum("NBVAL_CHECK_OUTPUT" in c.source for c in nbformat.read(path, as_version=4).cells)
     assert marked >= 2  # the chapter does mark its key results
