@@ -18,9 +18,11 @@ import json
 import os
 import pickle
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pooch
 import torch
 
@@ -91,40 +93,66 @@ def results_dir(kind: str | None = None) -> Path:
     return root / kind if kind else root
 
 
-def cached(kind: str, params: dict, compute):
+def cached(kind: str, params: dict, compute, fmt: str = "pt"):
     """Return the cached result of ``compute()`` for ``(kind, params)``, computing it once.
 
-    ``compute`` returns a dict of tensors, numbers, strings and lists (saved with
-    ``torch.save``). The result and a JSON record of its parameters are written atomically, so
-    an interrupted run leaves no entry behind. Returns ``(result, hit)``.
+    ``fmt="pt"``: ``compute`` returns a dict of tensors, numbers, strings and lists (saved with
+    ``torch.save``); ``fmt="npz"``: a dict of numpy arrays (saved with ``np.savez_compressed``).
+    The file's SHA-256 is recorded in a JSON file beside it and checked on every load; an
+    entry that fails the check or cannot be read is recomputed. Writes are atomic, so an
+    interrupted run leaves no entry behind. Returns ``(result, hit)``.
     """
+    if fmt not in ("pt", "npz"):
+        raise ValueError(f"fmt must be 'pt' or 'npz', got {fmt!r}")
     key = cache_key(kind, params)
-    path = results_dir(kind) / f"{key}.pt"
-    if path.exists():
+    path = results_dir(kind) / f"{key}.{fmt}"
+    meta = path.with_suffix(".json")
+    if path.exists() and meta.exists():
         try:
-            return torch.load(path, weights_only=True), True
-        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError):
-            path.unlink(missing_ok=True)  # unreadable entry: recompute it
+            if json.loads(meta.read_text()).get("sha256") == sha256_file(path):
+                return _read(path, fmt), True
+        except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile,
+                pickle.UnpicklingError):
+            pass
+    path.unlink(missing_ok=True)
+    meta.unlink(missing_ok=True)
     result = compute()
     with atomic_path(path) as tmp:
-        torch.save(result, tmp)
-    with atomic_path(path.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps({"kind": kind, "key": key, "params": params}, indent=2,
-                                  sort_keys=True, default=str) + "\n")
+        _write(tmp, result, fmt)
+        digest = sha256_file(tmp)
+    with atomic_path(meta) as tmp:
+        tmp.write_text(json.dumps({"kind": kind, "key": key, "format": fmt, "sha256": digest,
+                                   "params": params}, indent=2, sort_keys=True, default=str)
+                       + "\n")
     return result, False
 
 
+def _write(path: Path, result, fmt: str) -> None:
+    if fmt == "pt":
+        torch.save(result, path)
+    else:
+        with open(path, "wb") as handle:
+            np.savez_compressed(handle, **result)
+
+
+def _read(path: Path, fmt: str):
+    if fmt == "pt":
+        return torch.load(path, weights_only=True)
+    with np.load(path) as table:
+        return {name: table[name] for name in table.files}
+
+
 def entries() -> list[dict]:
-    """Every cache entry: kind, key, size in bytes, parameters."""
+    """Every cache entry: kind, key, format, size in bytes, parameters."""
     out = []
     root = results_dir()
     if not root.exists():
         return out
     for meta in sorted(root.glob("*/*.json")):
-        data_file = meta.with_suffix(".pt")
+        record = json.loads(meta.read_text())
+        data_file = meta.with_suffix("." + record.get("format", "pt"))
         if not data_file.exists():
             continue
-        record = json.loads(meta.read_text())
         record["bytes"] = data_file.stat().st_size
         out.append(record)
     return out
@@ -136,8 +164,11 @@ def clear(kind: str | None = None) -> int:
     root = results_dir(kind)
     if not root.exists():
         return 0
-    for path in sorted(root.rglob("*.pt")):
-        path.unlink()
-        path.with_suffix(".json").unlink(missing_ok=True)
-        removed += 1
+    for meta in sorted(root.rglob("*.json")):
+        for suffix in (".pt", ".npz"):
+            target = meta.with_suffix(suffix)
+            if target.exists():
+                target.unlink()
+                removed += 1
+        meta.unlink()
     return removed

@@ -129,9 +129,59 @@ class RelianceSettings(Settings):
     n_pairs: int = setting(300, "ours", "image pairs per sector in the sector swap")
     planted_k: int = setting(2, "ours", "angular frequency planted in the synthetic data")
 
+    def model_spec(self, dataset: str, variant: str, seed: int):
+        """The :class:`equivar.train.ModelSpec` of one model of this chapter."""
+        from equivar.train import ModelSpec
+
+        return ModelSpec(dataset, variant, seed, self.n_train, self.epochs, self.batch_size,
+                         self.lr, self.n_layers, self.scale)
+
     PROFILES: ClassVar[dict[str, dict]] = {
         "smoke": dict(n_seeds=1, datasets=("synthetic", "digits"), n_train=240, n_test=120,
                       epochs=4, n_layers=2, n_pairs=40),
         "default": dict(),
         "paper": dict(n_seeds=3, n_train=6000, n_test=2000, epochs=12, n_pairs=1000),
+    }
+
+
+@dataclass(frozen=True)
+class TransferSettings(Settings):
+    """Chapter 3: classical transfer attacks."""
+
+    seed: int = setting(0, "ours", "first seed: surrogate s attacks the quantum models of "
+                                   "chapter 2 trained with seed s")
+    n_seeds: int = setting(2, "ours", "independent surrogate/target pairs (error bars)")
+    datasets: tuple[str, ...] = setting(
+        ("fashion-mnist", "mnist", "mnist-rot", "digits"), "west2023",
+        "West et al. (2023) attacked MNIST and Fashion-MNIST; MNIST-rot and digits are ours; "
+        "mnist falls back to mnist-5k without network")
+    surrogates: tuple[str, ...] = setting(("cnn", "mlp", "cnn-rot"), "ours",
+                                          "a small CNN, an MLP, and the CNN trained with random "
+                                          "rotations (West et al. 2023 used a ConvNet and a "
+                                          "ResNet-18)")
+    surrogate_n_train: int = setting(10000, "ours", "training images per surrogate")
+    surrogate_epochs: int = setting(3, "ours", "surrogate training epochs (Adam, lr 1e-3, "
+                                               "batch 128)")
+    attacks: tuple[str, ...] = setting(("fgsm", "pgd"), "west2023",
+                                       "FGSM and PGD, as West et al. (2023); AutoAttack omitted")
+    epsilons: tuple[float, ...] = setting(
+        (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3), "west2023",
+        "L∞ budgets on [0, 1] pixels: West et al. (2023) used 0-0.3; 0.02 added for the "
+        "small-ε regime")
+    pgd_steps: int = setting(20, "west2023", "PGD iterations (random start)")
+    pgd_step_factor: float = setting(2.5, "standard", "PGD step size = factor × ε / steps "
+                                                      "(Madry et al.)")
+    n_attack: int = setting(400, "ours", "test images attacked per dataset")
+    reference_eps: float = setting(0.1, "ours", "ε of the transfer matrix and the conclusion")
+
+    def model_settings(self) -> "RelianceSettings":
+        """Chapter 2's settings for the quantum targets (so its trained models are reused)."""
+        return RelianceSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds)
+
+    PROFILES: ClassVar[dict[str, dict]] = {
+        "smoke": dict(n_seeds=1, datasets=("digits",), surrogates=("cnn", "mlp"),
+                      surrogate_n_train=400, surrogate_epochs=2, epsilons=(0.0, 0.1, 0.3),
+                      n_attack=60, pgd_steps=5),
+        "default": dict(),
+        "paper": dict(n_seeds=3, surrogate_n_train=20000, surrogate_epochs=5, n_attack=800),
     }

@@ -308,3 +308,186 @@ def plot_planted(summary: pd.DataFrame, planted_k: int):
     axes[0].legend(fontsize=7, loc="center right")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- chapter 3
+
+TARGET_LABELS = {**VARIANT_LABELS, "cnn": "CNN", "mlp": "MLP", "cnn-rot": "CNN + rotations"}
+
+
+def _grid(n_panels: int, width=3.3, height=2.7, cols=3, **kwargs):
+    cols = min(cols, n_panels)
+    rows = -(-n_panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+                             **kwargs)
+    for ax in axes.flat[n_panels:]:
+        ax.axis("off")
+    return fig, axes
+
+
+def plot_accuracy_vs_eps(attacked: pd.DataFrame, noise: pd.DataFrame, source: str):
+    """Target accuracy versus ε per dataset: solid lines under the attack transferred from
+    ``source``, dashed under sign noise; bands are ± std over seeds.
+
+    Both tables: dataset, target, eps, mean, std.
+    """
+    datasets = list(dict.fromkeys(attacked["dataset"]))
+    targets = list(dict.fromkeys(attacked["target"]))
+    fig, axes = _grid(len(datasets), sharey=True)
+    for ax, name in zip(axes.flat, datasets):
+        for i, target in enumerate(targets):
+            for table, style in ((attacked, "-"), (noise, "--")):
+                part = table[(table["dataset"] == name) & (table["target"] == target)]
+                part = part.sort_values("eps")
+                label = TARGET_LABELS.get(target, target) if style == "-" else None
+                ax.plot(part["eps"], part["mean"], style, color=f"C{i}", marker="o", ms=2.5,
+                        lw=1.2 if style == "-" else 0.9, label=label)
+                ax.fill_between(part["eps"], part["mean"] - part["std"],
+                                part["mean"] + part["std"], color=f"C{i}", alpha=0.15, lw=0)
+        ax.set_xlabel("ε (L∞, pixels)")
+        ax.set_ylim(0, 1)
+        ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"accuracy (source: {TARGET_LABELS.get(source, source)})")
+    axes.flat[0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_transfer_matrix(matrix: pd.DataFrame, order: list[str]):
+    """Target accuracy per source (rows) and target (columns), one panel per dataset.
+
+    ``matrix`` columns: dataset, source, target, mean, std. The diagonal is white-box.
+    """
+    datasets = list(dict.fromkeys(matrix["dataset"]))
+    fig, axes = _grid(len(datasets), width=3.6, height=3.4)
+    labels = [TARGET_LABELS.get(o, o) for o in order]
+    for ax, name in zip(axes.flat, datasets):
+        m = matrix[matrix["dataset"] == name].pivot(index="source", columns="target",
+                                                     values="mean").reindex(index=order,
+                                                                            columns=order)
+        ax.imshow(m.to_numpy(), cmap="viridis", vmin=0, vmax=1)
+        for i in range(len(order)):
+            for j in range(len(order)):
+                v = m.iat[i, j]
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if v < 0.6 else "black")
+        ax.set_xticks(range(len(order)), labels, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(order)), labels, fontsize=7)
+        ax.set_xlabel("target")
+        ax.set_ylabel("source")
+        ax.grid(False)
+        ax.text(0.5, 1.02, name, transform=ax.transAxes, ha="center", va="bottom")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sector_energy(energy: pd.DataFrame):
+    """Share of the encoded perturbation's energy in sector k = 0 versus ε, per dataset:
+    one line per source (PGD) and dashed lines for the noise controls.
+
+    ``energy`` columns: dataset, source, eps, mean, std (k = 0 rows only).
+    """
+    datasets = list(dict.fromkeys(energy["dataset"]))
+    sources = list(dict.fromkeys(energy["source"]))
+    fig, axes = _grid(len(datasets), sharey=True)
+    for ax, name in zip(axes.flat, datasets):
+        for i, source in enumerate(sources):
+            part = energy[(energy["dataset"] == name) & (energy["source"] == source)]
+            part = part.sort_values("eps")
+            noise = source.endswith("noise")
+            ax.errorbar(part["eps"], part["mean"], yerr=part["std"], marker="o", ms=2.5,
+                        capsize=2, ls="--" if noise else "-",
+                        color="0.5" if noise else f"C{i}",
+                        label=source if noise else f"PGD from {TARGET_LABELS.get(source, source)}")
+        ax.set_xlabel("ε (L∞, pixels)")
+        ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("energy share in k = 0")
+    axes.flat[0].legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_restricted(restricted: pd.DataFrame):
+    """Quantum-target accuracy under the full transferred perturbation and under only its
+    k = 0 or only its k ≥ 1 part (on the sampled grid), versus ε. Panels: dataset × target.
+
+    ``restricted`` columns: dataset, target, part, eps, mean, std.
+    """
+    datasets = list(dict.fromkeys(restricted["dataset"]))
+    targets = list(dict.fromkeys(restricted["target"]))
+    fig, axes = plt.subplots(len(targets), len(datasets), figsize=(3.2 * len(datasets),
+                                                                   2.5 * len(targets)),
+                             squeeze=False, sharey=True, sharex=True)
+    parts = list(dict.fromkeys(restricted["part"]))
+    for i, target in enumerate(targets):
+        for j, name in enumerate(datasets):
+            ax = axes[i, j]
+            for c, part_name in enumerate(parts):
+                part = restricted[(restricted["dataset"] == name) & (restricted["target"] == target)
+                                  & (restricted["part"] == part_name)].sort_values("eps")
+                ax.errorbar(part["eps"], part["mean"], yerr=part["std"], marker="o", ms=2.5,
+                            capsize=2, color=["0.2", "C3", "C0"][c % 3], label=part_name)
+            ax.set_ylim(0, 1)
+            if i == len(targets) - 1:
+                ax.set_xlabel("ε (L∞, pixels)")
+            if j == 0:
+                ax.set_ylabel(f"{TARGET_LABELS.get(target, target)}\naccuracy")
+            if i == 0:
+                ax.text(0.5, 1.02, name, transform=ax.transAxes, ha="center", va="bottom")
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_logit_change(change: pd.DataFrame):
+    """Mean change of the true-class logit per sector under the transferred PGD perturbation,
+    per dataset; bars per invariant model. ``change`` columns: dataset, target, k, mean, std."""
+    datasets = list(dict.fromkeys(change["dataset"]))
+    targets = list(dict.fromkeys(change["target"]))
+    fig, axes = _grid(len(datasets), height=2.5, sharey=True)
+    width = 0.8 / len(targets)
+    for ax, name in zip(axes.flat, datasets):
+        for i, target in enumerate(targets):
+            part = change[(change["dataset"] == name) & (change["target"] == target)]
+            ax.bar(part["k"] + (i - (len(targets) - 1) / 2) * width, part["mean"], width,
+                   yerr=part["std"], capsize=2, color=f"C{i}",
+                   label=TARGET_LABELS.get(target, target))
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_xlabel("sector k")
+        ax.text(0.97, 0.05, name, transform=ax.transAxes, ha="right", va="bottom")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Δ true-class logit")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_adversarial_examples(clean: np.ndarray, adversarial: np.ndarray, means_clean,
+                              means_adv, captions: list[str]):
+    """Rows: examples. Columns: clean image, adversarial image, perturbation, ring means."""
+    n = len(clean)
+    fig, axes = plt.subplots(n, 4, figsize=(9.0, 2.2 * n), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 1, 1.6]})
+    for i in range(n):
+        delta = adversarial[i] - clean[i]
+        lim = float(np.abs(delta).max()) or 1.0
+        for ax, img, cmap, vmin, vmax in ((axes[i, 0], clean[i], "gray_r", 0, 1),
+                                          (axes[i, 1], adversarial[i], "gray_r", 0, 1),
+                                          (axes[i, 2], delta, "RdBu_r", -lim, lim)):
+            ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        axes[i, 0].set_ylabel(captions[i], fontsize=7)
+        ax = axes[i, 3]
+        ax.plot(means_clean[i], marker="o", ms=2.5, label="clean")
+        ax.plot(means_adv[i], marker="o", ms=2.5, label="adversarial")
+        ax.set_ylabel("ring mean μ_r", fontsize=8)
+    for ax, title in zip(axes[-1], ("clean", "adversarial", "perturbation", "ring r")):
+        ax.set_xlabel(title)
+    axes[0, 3].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

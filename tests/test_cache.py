@@ -67,6 +67,31 @@ def test_corrupt_entry_is_recomputed(cache_dir):
     assert not hit and torch.equal(result["w"], torch.zeros(2))
 
 
+def test_npz_entries_are_checksummed(cache_dir):
+    import numpy as np
+
+    arrays = {"images": np.arange(12, dtype=np.float32).reshape(3, 4), "labels": np.arange(3)}
+    first, hit = cache.cached("adversarial", {"eps": 0.1}, lambda: arrays, fmt="npz")
+    again, hit2 = cache.cached("adversarial", {"eps": 0.1}, lambda: arrays, fmt="npz")
+    assert not hit and hit2 and np.array_equal(again["images"], arrays["images"])
+    (entry,) = cache_dir.rglob("*.npz")
+    record = __import__("json").loads(entry.with_suffix(".json").read_text())
+    assert record["sha256"] == cache.sha256_file(entry)
+    # a changed file (same size, different bytes) fails the checksum and is recomputed
+    raw = bytearray(entry.read_bytes())
+    raw[-30] ^= 0xFF
+    entry.write_bytes(bytes(raw))
+    calls = []
+    result, hit3 = cache.cached("adversarial", {"eps": 0.1},
+                                lambda: calls.append(1) or arrays, fmt="npz")
+    assert not hit3 and calls == [1]
+
+
+def test_bad_format(cache_dir):
+    with pytest.raises(ValueError, match="fmt must be 'pt' or 'npz'"):
+        cache.cached("x", {}, dict, fmt="csv")
+
+
 def test_key_depends_on_code(monkeypatch):
     key = cache.cache_key("model", {"a": 1})
     monkeypatch.setattr(cache, "code_digest", lambda: "different")
