@@ -148,19 +148,22 @@ class QuantumPipeline(nn.Module):
     """Pixels → ring grid (bilinear) → amplitudes → quantum classifier → logits.
 
     Input: images (N, H, W) or (N, 1, H, W) in [0, 1]; differentiable end to end (the fast
-    path of :mod:`equivar.unitary`), so torchattacks can attack it white-box.
+    path of :mod:`equivar.unitary`), so torchattacks can attack it white-box. An optional
+    sector filter (chapter 4) acts on the grid before the circuit.
     """
 
-    def __init__(self, model: QuantumClassifier):
+    def __init__(self, model: QuantumClassifier, grid_filter=None):
         super().__init__()
         self.model = model
+        self.grid_filter = grid_filter  # an equivar.suppress.SectorFilter, or None
 
     def forward(self, images):
         x = torch.as_tensor(images)
         x = x.reshape(x.shape[0], x.shape[-2], x.shape[-1]).to(torch.float64)
         grids = rings.sample(x, SAMPLING.n_rings, SAMPLING.n_angles, method=SAMPLING.method,
                              ring_offset=SAMPLING.ring_offset)
-        return self.model(amplitudes(grids))
+        states = amplitudes(grids) if self.grid_filter is None else self.grid_filter.states(grids)
+        return self.model(states)
 
 
 @torch.no_grad()

@@ -44,7 +44,7 @@ def run_chapters(names, profile: str, params: dict | None = None,
         start = time.perf_counter()
         notebooks.execute(chapter, params, output / chapter.path.name, progress=progress)
         timings[chapter.stem] = time.perf_counter() - start
-    _record_timings(output, profile, timings)
+        _record_timings(output, profile, {chapter.stem: timings[chapter.stem]})
     return timings
 
 
@@ -122,12 +122,58 @@ def benchmark_page() -> str:
     return path.read_text()
 
 
+CITATION = ("equivar: reproducible companion to arXiv:2604.15552 (Krumtünger, Sevior, Usman, "
+            "2026)")
+
+
+def figure_records(figures: Path | None = None) -> list[dict]:
+    """The JSON records of every figure written (``book/figures`` by default), in book order."""
+    from equivar.plots import figures_dir
+
+    folder = figures_dir(figures)
+    order = {c.id: c.number for c in notebooks.chapters()}
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("fig-*.json"))]
+    return sorted(records, key=lambda r: (order.get(r["chapter"], 99), r["id"]))
+
+
+def cite_figure(record: dict) -> str:
+    """Ready-to-paste citation of one figure."""
+    version = record.get("versions", {}).get("equivar", "?")
+    return (f"{CITATION}, Fig. {record['id']}, version {version}, commit "
+            f"{record.get('commit', 'unknown')}, profile {record.get('profile')}")
+
+
+def figures_page(figures: Path | None = None) -> str:
+    """Markdown of the figure index: one section per figure with its provenance."""
+    lines = ["# Figure index", "",
+             "Every figure of the book with its stable id, files and provenance, generated from "
+             "the JSON record written beside each figure. Files are in `book/figures/`.", ""]
+    records = figure_records(figures)
+    if not records:
+        return "\n".join(lines + ["No figure has been written yet: run `make book`.", ""])
+    lines += ["| id | chapter | profile | files |", "|---|---|---|---|"]
+    for r in records:
+        files = ", ".join(f"`{name}`" for name in r["files"].values())
+        lines.append(f"| [{r['id']}](#{r['id']}-provenance) | {r['chapter']} | {r['profile']} "
+                     f"| {files} |")
+    for r in records:
+        settings = ", ".join(f"{k}={v}" for k, v in sorted((r.get("settings") or {}).items()))
+        versions = ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items())
+        lines += ["", f"({r['id']}-provenance)=", f"## {r['id']}", "", r["caption"], "",
+                  f"- **chapter**: {r['chapter']}; **profile**: {r['profile']}",
+                  f"- **settings**: {settings}",
+                  f"- **made by**: commit `{r.get('commit', 'unknown')}`; {versions}",
+                  f"- **cite as**: {cite_figure(r)}"]
+    return "\n".join(lines) + "\n"
+
+
 def write_generated_pages() -> None:
     out = generated_dir()
     out.mkdir(parents=True, exist_ok=True)
     (out / "settings.md").write_text(settings_page())
     (out / "timings.md").write_text(timings_page())
     (out / "benchmark.md").write_text(benchmark_page())
+    (out / "figures.md").write_text(figures_page())
 
 
 def render_html(strict: bool = True) -> int:

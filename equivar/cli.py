@@ -2,17 +2,25 @@
 
     equivar run [CHAPTER ...] --profile smoke|default|paper -p key=value ...
     equivar book [--profile P] [--no-execute]
+    equivar figures
+    equivar data list | equivar data fetch NAME
+    equivar env
+    equivar cache list | equivar cache clear [KIND]
 
 Arguments are checked before any work starts; a failing chapter is reported with its notebook,
-cell and error.
+cell and error. Exit codes: 0 success, 2 bad arguments or a failed step.
 """
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 
-from equivar import book, notebooks
+from equivar import book, cache, data, notebooks
 from equivar.config import PROFILES
+
+KEY_PACKAGES = ("equivar", "pennylane", "torch", "numpy", "torchattacks", "papermill", "nbval",
+                "jupyter-book", "matplotlib", "seaborn", "pandas", "pooch", "scikit-learn")
 
 
 def _params(pairs: list[str]) -> dict[str, object]:
@@ -40,22 +48,97 @@ def parser() -> argparse.ArgumentParser:
     bk.add_argument("--no-execute", action="store_true",
                     help="render the chapters already in book/chapters")
     bk.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    sub.add_parser("figures", help="list every figure: id, chapter, caption, files")
+    dat = sub.add_parser("data", help="list datasets or fetch one ahead of time")
+    dsub = dat.add_subparsers(dest="action", required=True)
+    dsub.add_parser("list", help="every dataset and where its files are found")
+    fetch = dsub.add_parser("fetch", help="find or download a dataset and verify it")
+    fetch.add_argument("name")
+    sub.add_parser("env", help="versions of Python and every key package")
+    cch = sub.add_parser("cache", help="list or clear cached results")
+    csub = cch.add_subparsers(dest="action", required=True)
+    csub.add_parser("list", help="every cached result: kind, key, size, what made it")
+    clear = csub.add_parser("clear", help="delete cached results")
+    clear.add_argument("kind", nargs="?", default=None,
+                       help="only this kind (model, surrogate, adversarial)")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.command == "run":
-            book.run_chapters(args.chapters, args.profile, _params(args.param), args.output)
-            return 0
-        if args.command == "book":
-            return book.build(args.profile, execute=not args.no_execute,
-                              params=_params(args.param))
-    except (ValueError, notebooks.ChapterFailed) as err:
+        return COMMANDS[args.command](args)
+    except (ValueError, notebooks.ChapterFailed, data.DatasetNotFoundError) as err:
         print(f"equivar: error: {err}", file=sys.stderr)
         return 2
-    return 1  # pragma: no cover
+
+
+def _run(args) -> int:
+    book.run_chapters(args.chapters, args.profile, _params(args.param), args.output)
+    return 0
+
+
+def _book(args) -> int:
+    return book.build(args.profile, execute=not args.no_execute, params=_params(args.param))
+
+
+def _figures(args) -> int:
+    records = book.figure_records()
+    if not records:
+        print("no figures yet: run `equivar book` or `equivar run`")
+        return 0
+    for r in records:
+        print(f"{r['id']}  [chapter {r['chapter']}, profile {r['profile']}]")
+        print(f"    {r['caption']}")
+        print(f"    files: {', '.join(r['files'].values())}")
+    return 0
+
+
+def _data(args) -> int:
+    if args.action == "list":
+        for name, info in data.DATASETS.items():
+            where = data.locate(name)
+            status = "missing" if any(v.startswith("missing") for v in where.values()) else "ok"
+            print(f"{name:14s} {status:8s} {info.source}")
+            for fname, path in where.items():
+                print(f"    {fname}: {path}")
+        return 0
+    if args.name not in data.DATASETS:
+        raise ValueError(f"unknown dataset {args.name!r}; valid names: {', '.join(data.DATASETS)}")
+    for fname, path in data.fetch(args.name).items():
+        print(f"{fname}: {path}")
+    return 0
+
+
+def _env(args) -> int:
+    from importlib import metadata
+
+    print(f"python {platform.python_version()} ({platform.platform(terse=True)})")
+    for name in KEY_PACKAGES:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "not installed"
+        print(f"{name} {version}")
+    return 0
+
+
+def _cache(args) -> int:
+    if args.action == "clear":
+        print(f"removed {cache.clear(args.kind)} entries from {cache.results_dir(args.kind)}")
+        return 0
+    entries = cache.entries()
+    print(f"{len(entries)} entries in {cache.results_dir()}")
+    for e in entries:
+        p = e.get("params", {})
+        what = ", ".join(f"{k}={p[k]}" for k in ("dataset", "variant", "kind", "seed", "attack",
+                                                  "eps") if k in p)
+        print(f"{e['kind']:12s} {e['key']}  {e['bytes'] / 1e6:7.2f} MB  {what}")
+    return 0
+
+
+COMMANDS = {"run": _run, "book": _book, "figures": _figures, "data": _data, "env": _env,
+            "cache": _cache}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -140,7 +140,7 @@ class RelianceSettings(Settings):
         "smoke": dict(n_seeds=1, datasets=("synthetic", "digits"), n_train=240, n_test=120,
                       epochs=4, n_layers=2, n_pairs=40),
         "default": dict(),
-        "paper": dict(n_seeds=3, n_train=6000, n_test=2000, epochs=12, n_pairs=1000),
+        "paper": dict(n_seeds=3, n_train=4000, n_test=2000, epochs=12, n_pairs=1000),
     }
 
 
@@ -184,4 +184,44 @@ class TransferSettings(Settings):
                       n_attack=60, pgd_steps=5),
         "default": dict(),
         "paper": dict(n_seeds=3, surrogate_n_train=20000, surrogate_epochs=5, n_attack=800),
+    }
+
+
+@dataclass(frozen=True)
+class SuppressionSettings(Settings):
+    """Chapter 4: suppressing the ring-mean sector."""
+
+    seed: int = setting(0, "ours", "first seed (as chapters 2 and 3, so models and adversarial "
+                                   "sets are reused)")
+    n_seeds: int = setting(2, "ours", "independent runs per model (error bars)")
+    datasets: tuple[str, ...] = setting(
+        ("fashion-mnist", "mnist", "mnist-rot", "digits"), "ours",
+        "chapter 3's datasets, whose adversarial sets are reused")
+    variants: tuple[str, ...] = setting(("west", "sector"), "ours",
+                                        "the two invariant models (suppression keeps invariance)")
+    alphas: tuple[float, ...] = setting((1.0, 0.5, 0.25, 0.1, 0.0), "ours",
+                                        "weights of the ring-mean sector; 1: unsuppressed, 0: "
+                                        "projected out (mechanism a)")
+    control_sectors: tuple[int, ...] = setting((1, 2, 3, 4), "ours",
+                                               "the other independent sectors, each projected "
+                                               "out alone")
+    noise_sigma: float = setting(0.1, "ours", "σ of the Gaussian-noise augmentation (pixels)")
+    adversarial_eps: float = setting(0.1, "ours", "ε of the surrogate PGD examples used for "
+                                                  "adversarial training (the CNN surrogate)")
+    reference_eps: float = setting(0.1, "ours", "ε of the trade-off and control comparisons")
+
+    def model_settings(self) -> "RelianceSettings":
+        """Chapter 2's training settings (the unsuppressed models are its models)."""
+        return RelianceSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds)
+
+    def transfer_settings(self) -> "TransferSettings":
+        """Chapter 3's settings (its stored adversarial sets are reused)."""
+        return TransferSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds,
+                                            datasets=self.datasets)
+
+    PROFILES: ClassVar[dict[str, dict]] = {
+        "smoke": dict(n_seeds=1, datasets=("digits",), variants=("sector",),
+                      alphas=(1.0, 0.25, 0.0), control_sectors=(1, 2)),
+        "default": dict(),
+        "paper": dict(n_seeds=3),
     }

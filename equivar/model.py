@@ -33,7 +33,7 @@ import pennylane as qml
 import torch
 
 from equivar import rings
-from equivar.unitary import DTYPE, unitary
+from equivar.unitary import DTYPE, CompiledCircuit, unitary
 
 VARIANTS = ("west", "sector", "baseline")
 READOUTS = ("probs", "z")
@@ -203,6 +203,8 @@ class QuantumClassifier(torch.nn.Module):
         self.weights = torch.nn.Parameter(
             torch.randn(config.weight_shape, generator=gen, dtype=torch.float64))
         self._transform = None
+        # the layers' PennyLane operations, traced once (see equivar.unitary.CompiledCircuit)
+        self._layers = CompiledCircuit(layers, config.weight_shape, config.n_wires, config)
 
     # ----- the circuit as PennyLane operations
     def operations(self, weights=None) -> list:
@@ -221,8 +223,7 @@ class QuantumClassifier(torch.nn.Module):
 
     def unitary(self) -> torch.Tensor:
         """The circuit's unitary U (complex128, (2**n, 2**n)), differentiable in the weights."""
-        layer_ops = qml.tape.make_qscript(layers)(self.weights, self.config).operations
-        return unitary(layer_ops, self.config.n_wires) @ self.transform_unitary()
+        return self._layers(self.weights) @ self.transform_unitary()
 
     # ----- evaluation
     def readout(self, states, U: torch.Tensor | None = None) -> torch.Tensor:

@@ -491,3 +491,108 @@ def plot_adversarial_examples(clean: np.ndarray, adversarial: np.ndarray, means_
     axes[0, 3].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- chapter 4
+
+def plot_robust_vs_eps(table: pd.DataFrame, models: list[str]):
+    """Accuracy under transferred PGD versus ε (mean over classical sources; bands ± std over
+    seeds) for the chosen models; rows: variants, columns: datasets.
+
+    ``table`` columns: dataset, variant, model, eps, mean, std.
+    """
+    datasets = list(dict.fromkeys(table["dataset"]))
+    variants = list(dict.fromkeys(table["variant"]))
+    fig, axes = plt.subplots(len(variants), len(datasets), figsize=(3.3 * len(datasets),
+                                                                    2.6 * len(variants)),
+                             squeeze=False, sharey=True, sharex=True)
+    for i, variant in enumerate(variants):
+        for j, name in enumerate(datasets):
+            ax = axes[i, j]
+            for c, model in enumerate(models):
+                part = table[(table["dataset"] == name) & (table["variant"] == variant)
+                             & (table["model"] == model)].sort_values("eps")
+                ax.plot(part["eps"], part["mean"], marker="o", ms=2.5, color=f"C{c}", label=model)
+                ax.fill_between(part["eps"], part["mean"] - part["std"], part["mean"] + part["std"],
+                                color=f"C{c}", alpha=0.15, lw=0)
+            ax.set_ylim(0, 1)
+            if i == len(variants) - 1:
+                ax.set_xlabel("ε (L∞, pixels)")
+            if j == 0:
+                ax.set_ylabel(f"{VARIANT_LABELS.get(variant, variant)}\naccuracy")
+            if i == 0:
+                ax.text(0.5, 1.02, name, transform=ax.transAxes, ha="center", va="bottom")
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_tradeoff(summary: pd.DataFrame, eps: float):
+    """Clean versus robust accuracy at ``eps``: the k = 0 down-weighting path over α (one line
+    per variant), the control sectors (grey) and the reference defences (squares, triangles).
+
+    ``summary`` columns: dataset, variant, model, group, clean, robust, clean_std, robust_std.
+    """
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    variants = list(dict.fromkeys(summary["variant"]))
+    fig, axes = _grid(len(datasets), width=3.4, height=3.1)
+    markers = {"Gaussian-noise training": "s", "adversarial training": "^"}
+    for ax, name in zip(axes.flat, datasets):
+        for i, variant in enumerate(variants):
+            part = summary[(summary["dataset"] == name) & (summary["variant"] == variant)]
+            path = part[part["group"] == "k=0 down-weighting"]
+            ax.errorbar(path["clean"], path["robust"], xerr=path["clean_std"],
+                        yerr=path["robust_std"], marker="o", ms=3, capsize=1.5, color=f"C{i}",
+                        label=f"{VARIANT_LABELS.get(variant, variant)}: α path")
+            for _, row in path.iterrows():
+                ax.annotate(row["model"].replace("k=0 × ", "α=").replace("none", "α=1"),
+                            (row["clean"], row["robust"]), fontsize=6, xytext=(3, 2),
+                            textcoords="offset points", color=f"C{i}")
+            controls = part[part["group"] == "control sector"]
+            ax.scatter(controls["clean"], controls["robust"], color="0.6", s=12, marker="x",
+                       label="control sectors" if i == 0 else None)
+            for model, marker in markers.items():
+                d = part[part["model"] == model]
+                ax.scatter(d["clean"], d["robust"], marker=marker, s=28, color=f"C{i}",
+                           edgecolors="black", linewidths=0.5, label=model if i == 0 else None)
+        ax.set_xlabel("clean accuracy")
+        ax.text(0.03, 0.97, name, transform=ax.transAxes, ha="left", va="top")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"robust accuracy (PGD, ε = {eps:g})")
+    axes.flat[0].legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_control_sectors(table: pd.DataFrame, dataset_order: list[str] | None = None):
+    """Change of robust accuracy (top) and of clean accuracy (bottom) when sector k is
+    projected out, relative to the unsuppressed model; bars per variant, panels per dataset.
+
+    ``table`` columns: dataset, variant, k, quantity ('robust' or 'clean'), mean, std.
+    """
+    datasets = list(dict.fromkeys(table["dataset"])) if dataset_order is None else \
+        [d for d in dataset_order if d in set(table["dataset"])]
+    variants = [v for v in VARIANT_LABELS if v in set(table["variant"])]
+    fig, axes = plt.subplots(2, len(datasets), figsize=(3.1 * len(datasets), 4.6), squeeze=False,
+                             sharex=True, sharey="row")
+    width = 0.8 / len(variants)
+    for j, name in enumerate(datasets):
+        for row, quantity, label in ((0, "robust", "Δ robust accuracy"),
+                                     (1, "clean", "Δ clean accuracy")):
+            ax = axes[row, j]
+            for i, variant in enumerate(variants):
+                part = table[(table["dataset"] == name) & (table["variant"] == variant)
+                             & (table["quantity"] == quantity)]
+                ax.bar(part["k"] + (i - (len(variants) - 1) / 2) * width, part["mean"], width,
+                       yerr=part["std"], capsize=2, color=f"C{i}",
+                       label=VARIANT_LABELS.get(variant, variant))
+            ax.axhline(0, color="0.3", lw=0.6)
+            if j == 0:
+                ax.set_ylabel(label)
+            if row == 0:
+                ax.text(0.5, 1.02, name, transform=ax.transAxes, ha="center", va="bottom")
+            else:
+                ax.set_xlabel("sector k projected out")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

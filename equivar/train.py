@@ -136,6 +136,21 @@ class ModelSpec:
     lr: float
     n_layers: int
     scale: float
+    # chapter 4: a sector filter on the inputs (alpha = 1: none) ...
+    suppress_k: int = 0
+    suppress_alpha: float = 1.0
+    suppress_renormalise: bool = True
+    # ... and training-set augmentation ("none", "gaussian": sigma, "pgd": eps on a surrogate
+    # given as (kind, n_train, epochs))
+    augment: str = "none"
+    augment_strength: float = 0.0
+    augment_surrogate: tuple = ()
+
+    def grid_filter(self):
+        """The :class:`equivar.suppress.SectorFilter` applied to this model's inputs."""
+        from equivar.suppress import SectorFilter
+
+        return SectorFilter(self.suppress_k, self.suppress_alpha, self.suppress_renormalise)
 
     def config(self) -> ModelConfig:
         n_classes = len(data.info(self.dataset).classes)
@@ -166,12 +181,24 @@ def trained(spec: ModelSpec, progress: bool = True) -> tuple[QuantumClassifier, 
               "sampling": asdict(SAMPLING)}
 
     def compute():
+        x, y = images, labels
+        if spec.augment != "none":
+            from equivar import attacks
+            from equivar.suppress import augmented_training_set
+
+            surrogate = None
+            if spec.augment == "pgd":
+                kind, n_train, epochs = spec.augment_surrogate
+                surrogate, _ = attacks.train_surrogate(
+                    attacks.SurrogateSpec(spec.dataset, kind, spec.seed, n_train, epochs))
+            x, y = augmented_training_set(x, y, spec.augment, spec.augment_strength, spec.seed,
+                                          surrogate)
         model = QuantumClassifier(spec.config(), seed=spec.seed)
-        _, states = encode(images)
-        history = fit(model, states, labels, spec.train_config(), progress=progress,
+        states = spec.grid_filter().states(SAMPLING.sample(x))
+        history = fit(model, states, y, spec.train_config(), progress=progress,
                       desc=f"{spec.dataset}/{spec.variant}/seed {spec.seed}")
         return {"weights": model.weights.detach().clone(), "loss": history.loss,
-                "train_accuracy": history.train_accuracy, "n_train": len(labels)}
+                "train_accuracy": history.train_accuracy, "n_train": len(y)}
 
     result, hit = cached("model", params, compute)
     model = QuantumClassifier(spec.config(), seed=spec.seed)

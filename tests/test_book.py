@@ -81,3 +81,17 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make test" in ci
+
+
+def test_figure_index_page(tmp_path, monkeypatch):
+    import json
+
+    record = {"id": "fig-transfer-matrix", "caption": "Cap.", "chapter": "transfer",
+              "profile": "paper", "files": {"pdf": "fig-transfer-matrix.pdf"},
+              "settings": {"seed": 0}, "versions": {"equivar": "0.1.0"}, "commit": "abc"}
+    (tmp_path / "fig-transfer-matrix.json").write_text(json.dumps(record))
+    page = book.figures_page(tmp_path)
+    assert "## fig-transfer-matrix" in page and "Cap." in page
+    assert ("equivar: reproducible companion to arXiv:2604.15552 (Krumtünger, Sevior, Usman, "
+            "2026), Fig. fig-transfer-matrix, version 0.1.0, commit abc, profile paper") in page
+    assert "No figure" in book.figures_page(tmp_path / "empty")

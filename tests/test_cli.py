@@ -65,3 +65,49 @@ def test_failure_names_notebook_cell_and_error(tmp_path, monkeypatch):
                        match=r"09_broken.ipynb failed in cell 1 \(In \[3\], starting 'x = 1'\): "
                              r"ValueError: planted failure"):
         notebooks.execute(chapter, {"profile": "smoke"}, tmp_path / "out", progress=False)
+
+
+def test_figures_lists_ids_captions_and_files(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.setenv("EQUIVAR_FIGURES_DIR", str(tmp_path))
+    (tmp_path / "fig-twirl-x.json").write_text(json.dumps({
+        "id": "fig-twirl-x", "caption": "A caption.", "chapter": "twirl", "profile": "smoke",
+        "files": {"pdf": "fig-twirl-x.pdf", "png": "fig-twirl-x.png"}}))
+    assert cli.main(["figures"]) == 0
+    out = capsys.readouterr().out
+    assert "fig-twirl-x  [chapter twirl, profile smoke]" in out and "A caption." in out
+    assert "fig-twirl-x.pdf" in out
+
+
+def test_data_list_and_fetch(capsys):
+    assert cli.main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "fashion-mnist" in out and "digits" in out and "mnist-rot" in out
+    assert cli.main(["data", "fetch", "digits"]) == 0
+
+
+def test_data_fetch_unknown(capsys):
+    assert cli.main(["data", "fetch", "cifar"]) == 2
+    assert "unknown dataset 'cifar'" in capsys.readouterr().err
+
+
+def test_env_prints_versions(capsys):
+    assert cli.main(["env"]) == 0
+    out = capsys.readouterr().out
+    assert "pennylane 0.45.1" in out and "torch 2.13.0" in out and out.startswith("python 3.11")
+
+
+def test_cache_list_and_clear(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from equivar import cache
+
+    monkeypatch.setenv("EQUIVAR_CACHE_DIR", str(tmp_path))
+    cache.cached("model", {"dataset": "digits", "variant": "west", "seed": 0},
+                 lambda: {"w": torch.zeros(2)})
+    assert cli.main(["cache", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "1 entries" in out and "dataset=digits, variant=west, seed=0" in out
+    assert cli.main(["cache", "clear"]) == 0
+    assert "removed 1 entries" in capsys.readouterr().out and cache.entries() == []

@@ -6,7 +6,7 @@ import pennylane as qml
 import pytest
 import torch
 
-from equivar.unitary import unitary
+from equivar.unitary import CompiledCircuit, unitary
 
 
 def reference(ops, n):
@@ -68,3 +68,45 @@ def test_is_unitary(rng, atol):
 def test_wire_out_of_range():
     with pytest.raises(ValueError, match="acts on wires \\[2\\], outside 0..1"):
         unitary([qml.Hadamard(wires=2)], 2)
+
+
+class TestCompiledCircuit:
+    def circuit(self, w, n):
+        for layer in range(w.shape[0]):
+            for i in range(n):
+                qml.Rot(w[layer, i, 0], w[layer, i, 1], w[layer, i, 2], wires=i)
+            qml.Hadamard(wires=0)
+            for values in ([0, 1], [1, 0]):
+                qml.ctrl(qml.RY(w[layer, 0, 0], wires=1), control=[2, 3], control_values=values)
+            for i in range(n - 1):
+                qml.CZ(wires=[i, i + 1])
+            qml.CNOT(wires=[3, 0])
+
+    def test_matches_rebuilding_the_ops_for_new_weights(self, rng, atol):
+        n = 4
+        compiled = CompiledCircuit(self.circuit, (2, n, 3), n, n)
+        for _ in range(3):
+            w = torch.tensor(rng.uniform(-3, 3, (2, n, 3)), dtype=torch.float64)
+            ops = qml.tape.make_qscript(self.circuit)(w, n).operations
+            assert (compiled(w) - reference(ops, n)).abs().max() < atol
+
+    def test_gradients_match(self, rng, atol):
+        n = 4
+        compiled = CompiledCircuit(self.circuit, (2, n, 3), n, n)
+        w = torch.tensor(rng.uniform(-3, 3, (2, n, 3)), dtype=torch.float64, requires_grad=True)
+        target = torch.tensor(rng.standard_normal((16, 16)), dtype=torch.complex128)
+        (g1,) = torch.autograd.grad((compiled(w) * target).real.sum(), w)
+        ops = qml.tape.make_qscript(self.circuit)(w, n).operations
+        (g2,) = torch.autograd.grad((reference(ops, n) * target).real.sum(), w)
+        assert (g1 - g2).abs().max() < atol and g1.abs().max() > 1e-3
+
+    def test_rejects_derived_parameters(self):
+        def derived(w):
+            qml.RX(2 * w[0], wires=0)
+        with pytest.raises(ValueError, match="not a single weight entry"):
+            CompiledCircuit(derived, (3,), 1)
+
+    def test_wrong_weight_shape(self):
+        compiled = CompiledCircuit(lambda w: qml.RX(w[0], wires=0), (2,), 1)
+        with pytest.raises(ValueError, match=r"weights must have shape \(2,\)"):
+            compiled(torch.zeros(3, dtype=torch.float64))
