@@ -1,13 +1,16 @@
 # equivar: two commands do everything (see README.md).
 #   make book   environment + every chapter (papermill, profile "default") + HTML with -W
 #   make test   environment + Fashion-MNIST + the whole test suite
+# and two more:
+#   make html   render the chapters already in book/chapters (the committed paper-profile run)
+#   make paper  re-run every chapter under the "paper" profile, then render (about 45 min)
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= default
 
-.PHONY: env data test book bench clean
+.PHONY: env data test book html paper bench clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "equivar needs Python 3.11, found " + sys.version.split()[0]'
@@ -29,6 +32,12 @@ BENCH := benchmarks/results/fast_path.md
 
 book: env data $(BENCH)
 	$(BIN)/equivar book --profile $(PROFILE)
+
+html: env
+	$(BIN)/equivar book --no-execute
+
+paper: env data $(BENCH)
+	$(BIN)/equivar book --profile paper
 
 # rerun the benchmark when the code it measures changes
 $(BENCH): $(STAMP) benchmarks/fast_path.py equivar/unitary.py equivar/model.py

@@ -188,6 +188,17 @@ def plot_block_distances(panels: dict[str, np.ndarray]):
 VARIANT_LABELS = {"west": "West et al.", "sector": "sector-resolved", "baseline": "non-equivariant"}
 
 
+def _grouped_bars(ax, table: pd.DataFrame, column: str, order, labels=None) -> None:
+    """Bars of ``table['mean']`` ± ``table['std']`` at ``table['k']``, side by side for each
+    value of ``column`` in ``order`` (colour i for the i-th)."""
+    labels = VARIANT_LABELS if labels is None else labels
+    width = 0.8 / len(order)
+    for i, key in enumerate(order):
+        part = table[table[column] == key]
+        ax.bar(part["k"] + (i - (len(order) - 1) / 2) * width, part["mean"], width,
+               yerr=part["std"], capsize=2, color=f"C{i}", label=labels.get(key, key))
+
+
 def plot_transform_heatmap(summary: pd.DataFrame, transforms: list[str]):
     """Accuracy (mean ± std over seeds) per dataset × transformation, one panel per variant.
 
@@ -229,14 +240,9 @@ def plot_follow_rates(summary: pd.DataFrame):
     rows = -(-len(datasets) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False,
                              sharey=True)
-    width = 0.8 / len(variants)
     for ax, name in zip(axes.flat, datasets):
         part = summary[summary["dataset"] == name]
-        for i, variant in enumerate(variants):
-            v = part[part["variant"] == variant]
-            ax.bar(v["k"] + (i - (len(variants) - 1) / 2) * width, v["mean"], width,
-                   yerr=v["std"], capsize=2, color=f"C{i}",
-                   label=VARIANT_LABELS.get(variant, variant))
+        _grouped_bars(ax, part, "variant", variants)
         ax.set_xticks(sorted(part["k"].unique()))
         ax.set_xlabel("swapped sector k")
         ax.set_ylim(0, 1.05)
@@ -259,17 +265,12 @@ def plot_attribution(summary: pd.DataFrame):
     variants = list(dict.fromkeys(summary["variant"]))
     fig, axes = plt.subplots(2, len(datasets), figsize=(3.0 * len(datasets), 4.8), squeeze=False,
                              sharex=True)
-    width = 0.8 / len(variants)
     for j, name in enumerate(datasets):
         for row, quantity, label in ((0, "winning_logit", "|contribution| to winning logit"),
                                      (1, "margin", "contribution to margin")):
             ax = axes[row, j]
             part = summary[(summary["dataset"] == name) & (summary["quantity"] == quantity)]
-            for i, variant in enumerate(variants):
-                v = part[part["variant"] == variant]
-                ax.bar(v["k"] + (i - (len(variants) - 1) / 2) * width, v["mean"], width,
-                       yerr=v["std"], capsize=2, color=f"C{i}",
-                       label=VARIANT_LABELS.get(variant, variant))
+            _grouped_bars(ax, part, "variant", variants)
             ax.axhline(0, color="0.3", lw=0.6)
             if j == 0:
                 ax.set_ylabel(label)
@@ -290,14 +291,9 @@ def plot_planted(summary: pd.DataFrame, planted_k: int):
     types = ["ring profile", "angular"]
     variants = list(dict.fromkeys(summary["variant"]))
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8), sharey=True)
-    width = 0.8 / len(variants)
     for ax, pair_type, expected in zip(axes, types, (0, planted_k)):
         part = summary[summary["pair type"] == pair_type]
-        for i, variant in enumerate(variants):
-            v = part[part["variant"] == variant]
-            ax.bar(v["k"] + (i - (len(variants) - 1) / 2) * width, v["mean"], width,
-                   yerr=v["std"], capsize=2, color=f"C{i}",
-                   label=VARIANT_LABELS.get(variant, variant))
+        _grouped_bars(ax, part, "variant", variants)
         ax.axvspan(expected - 0.45, expected + 0.45, color="0.85", zorder=0)
         ax.set_xticks(range(5))
         ax.set_xlabel("swapped sector k")
@@ -448,13 +444,8 @@ def plot_logit_change(change: pd.DataFrame):
     datasets = list(dict.fromkeys(change["dataset"]))
     targets = list(dict.fromkeys(change["target"]))
     fig, axes = _grid(len(datasets), height=2.5, sharey=True)
-    width = 0.8 / len(targets)
     for ax, name in zip(axes.flat, datasets):
-        for i, target in enumerate(targets):
-            part = change[(change["dataset"] == name) & (change["target"] == target)]
-            ax.bar(part["k"] + (i - (len(targets) - 1) / 2) * width, part["mean"], width,
-                   yerr=part["std"], capsize=2, color=f"C{i}",
-                   label=TARGET_LABELS.get(target, target))
+        _grouped_bars(ax, change[change["dataset"] == name], "target", targets, TARGET_LABELS)
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xlabel("sector k")
         ax.text(0.97, 0.05, name, transform=ax.transAxes, ha="right", va="bottom")
@@ -575,17 +566,12 @@ def plot_control_sectors(table: pd.DataFrame, dataset_order: list[str] | None = 
     variants = [v for v in VARIANT_LABELS if v in set(table["variant"])]
     fig, axes = plt.subplots(2, len(datasets), figsize=(3.1 * len(datasets), 4.6), squeeze=False,
                              sharex=True, sharey="row")
-    width = 0.8 / len(variants)
     for j, name in enumerate(datasets):
         for row, quantity, label in ((0, "robust", "Δ robust accuracy"),
                                      (1, "clean", "Δ clean accuracy")):
             ax = axes[row, j]
-            for i, variant in enumerate(variants):
-                part = table[(table["dataset"] == name) & (table["variant"] == variant)
-                             & (table["quantity"] == quantity)]
-                ax.bar(part["k"] + (i - (len(variants) - 1) / 2) * width, part["mean"], width,
-                       yerr=part["std"], capsize=2, color=f"C{i}",
-                       label=VARIANT_LABELS.get(variant, variant))
+            part = table[(table["dataset"] == name) & (table["quantity"] == quantity)]
+            _grouped_bars(ax, part, "variant", variants)
             ax.axhline(0, color="0.3", lw=0.6)
             if j == 0:
                 ax.set_ylabel(label)
