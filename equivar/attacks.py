@@ -19,7 +19,7 @@ import torchattacks
 from torch import nn
 from tqdm import tqdm
 
-from equivar import data, rings, sectors
+from equivar import data, sectors
 from equivar.cache import cached
 from equivar.config import SAMPLING
 from equivar.model import QuantumClassifier, amplitudes
@@ -159,11 +159,21 @@ class QuantumPipeline(nn.Module):
 
     def forward(self, images):
         x = torch.as_tensor(images)
-        x = x.reshape(x.shape[0], x.shape[-2], x.shape[-1]).to(torch.float64)
-        grids = rings.sample(x, SAMPLING.n_rings, SAMPLING.n_angles, method=SAMPLING.method,
-                             ring_offset=SAMPLING.ring_offset)
+        if x.ndim == 4 and x.shape[1] == 1:
+            x = x[:, 0]
+        if x.ndim != 3:
+            raise ValueError("images must have shape (N, H, W) or (N, 1, H, W) (grey scale), "
+                             f"got {tuple(x.shape)}")
+        grids = SAMPLING.sample(x.to(torch.float64))
         states = amplitudes(grids) if self.grid_filter is None else self.grid_filter.states(grids)
         return self.model(states)
+
+
+def success_rate(pred_clean, pred_perturbed, labels) -> float:
+    """Share of the inputs classified correctly when clean that the perturbation flips."""
+    pred_clean, pred_perturbed, labels = map(np.asarray, (pred_clean, pred_perturbed, labels))
+    correct = pred_clean == labels
+    return float((pred_perturbed[correct] != labels[correct]).mean()) if correct.any() else np.nan
 
 
 @torch.no_grad()
@@ -222,7 +232,7 @@ def adversarial_set(source: nn.Module, source_id: dict, images, labels, attack: 
     """:func:`craft` through the result cache (``.npz``, checksummed): the same set is reused
     for every target. ``source_id`` identifies the source model (its spec as a dict)."""
     params = {"source": source_id, "attack": attack, "eps": eps, "steps": steps,
-              "step_factor": step_factor, "seed": seed,
+              "step_factor": step_factor, "seed": seed, "sampling": asdict(SAMPLING),
               "data": data.fingerprint(np.asarray(images), np.asarray(labels))}
 
     def compute():
@@ -273,8 +283,6 @@ def restricted(clean, perturbed, keep) -> np.ndarray:
 def logit_change_by_sector(model: QuantumClassifier, clean, perturbed, labels) -> np.ndarray:
     """Per image and independent sector k, the change of the true-class logit,
     scale·(Tr[ρ'_k M_{y,k}] - Tr[ρ_k M_{y,k}]), shape (N, N/2 + 1). Invariant models only."""
-    from equivar.reliance import _fold
-
     cfg = model.config
     if not cfg.equivariant:
         raise ValueError("the sector decomposition needs an invariant model")
@@ -284,7 +292,7 @@ def logit_change_by_sector(model: QuantumClassifier, clean, perturbed, labels) -
     after = sectors.sector_contributions(SAMPLING.sample(perturbed), blocks)
     idx = np.arange(len(labels))
     change = cfg.scale * (after - before)[idx, np.asarray(labels)]  # (N, N_angles)
-    return _fold(change)
+    return sectors.fold_weights(change)
 
 
 def pgd_reference(model: nn.Module, images, labels, eps: float, steps: int, alpha: float,

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from equivar import config, notebooks
+from equivar.cache import atomic_path
 from equivar.plots import project_root
 from equivar.provenance import SOURCES
 
@@ -54,7 +55,8 @@ def _record_timings(output: Path, profile: str, timings: dict[str, float]) -> No
     for stem, seconds in timings.items():
         info["chapters"][stem] = {"profile": profile, "seconds": round(seconds, 1)}
     info["machine"] = machine()
-    path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
 def machine() -> dict[str, object]:
@@ -169,11 +171,10 @@ def figures_page(figures: Path | None = None) -> str:
 
 def write_generated_pages() -> None:
     out = generated_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "settings.md").write_text(settings_page())
-    (out / "timings.md").write_text(timings_page())
-    (out / "benchmark.md").write_text(benchmark_page())
-    (out / "figures.md").write_text(figures_page())
+    for name, text in (("settings.md", settings_page()), ("timings.md", timings_page()),
+                       ("benchmark.md", benchmark_page()), ("figures.md", figures_page())):
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text)
 
 
 def render_html(strict: bool = True) -> int:

@@ -19,10 +19,6 @@ import sys
 from equivar import book, cache, data, notebooks
 from equivar.config import PROFILES
 
-KEY_PACKAGES = ("equivar", "pennylane", "torch", "numpy", "torchattacks", "papermill", "nbval",
-                "jupyter-book", "matplotlib", "seaborn", "pandas", "pooch", "scikit-learn")
-
-
 def _params(pairs: list[str]) -> dict[str, object]:
     params = {}
     for pair in pairs:
@@ -99,7 +95,8 @@ def _data(args) -> int:
         for name, info in data.DATASETS.items():
             where = data.locate(name)
             status = "missing" if any(v.startswith("missing") for v in where.values()) else "ok"
-            print(f"{name:14s} {status:8s} {info.source}")
+            network = "needs network" if info.needs_network else "no network needed"
+            print(f"{name:14s} {status:8s} {network:18s} {info.source}")
             for fname, path in where.items():
                 print(f"    {fname}: {path}")
         return 0
@@ -111,14 +108,10 @@ def _data(args) -> int:
 
 
 def _env(args) -> int:
-    from importlib import metadata
+    from equivar.plots import versions
 
     print(f"python {platform.python_version()} ({platform.platform(terse=True)})")
-    for name in KEY_PACKAGES:
-        try:
-            version = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            version = "not installed"
+    for name, version in versions().items():
         print(f"{name} {version}")
     return 0
 

@@ -57,6 +57,27 @@ class Settings:
         check_types(self)
         for name in getattr(self, "datasets", ()):
             data.info(name)  # ValueError listing the valid names
+        self.validate()
+
+    def validate(self) -> None:
+        """Range checks of the subclass (ValueError naming the setting and its value)."""
+
+    def _at_least(self, minimum, *names) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if value < minimum:
+                raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+
+    def _within(self, name: str, allowed) -> None:
+        bad = [v for v in getattr(self, name) if v not in allowed]
+        if bad:
+            raise ValueError(f"{name} may only contain {sorted(allowed)}, got {bad}")
+
+    def _in_unit_interval(self, name: str) -> None:
+        values = getattr(self, name)
+        values = values if isinstance(values, tuple) else (values,)
+        if not all(0 <= v <= 1 for v in values):
+            raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
 
     @classmethod
     def for_profile(cls, profile: str, **overrides):
@@ -91,6 +112,9 @@ class TwirlSettings(Settings):
     n_check: int = setting(16, "ours", "images on which each identity is checked")
     n_layers: int = setting(3, "ours", "depth of the random-weight models whose identities are "
                                        "checked (the identities hold for any depth)")
+
+    def validate(self) -> None:
+        self._at_least(1, "n_per_class", "n_check", "n_layers")
 
     PROFILES: ClassVar[dict[str, dict]] = {
         "smoke": dict(n_per_class=10, n_check=4,
@@ -129,12 +153,23 @@ class RelianceSettings(Settings):
     n_pairs: int = setting(300, "ours", "image pairs per sector in the sector swap")
     planted_k: int = setting(2, "ours", "angular frequency planted in the synthetic data")
 
+    def validate(self) -> None:
+        from equivar.model import VARIANTS
+
+        self._at_least(1, "n_seeds", "n_train", "n_test", "epochs", "batch_size", "n_layers",
+                       "n_pairs")
+        self._within("variants", VARIANTS)
+        if not self.lr > 0 or not self.scale > 0:
+            raise ValueError(f"lr and scale must be positive, got {self.lr!r}, {self.scale!r}")
+        if self.planted_k not in (1, 2, 3):
+            raise ValueError(f"planted_k must be 1, 2 or 3, got {self.planted_k!r}")
+
     def model_spec(self, dataset: str, variant: str, seed: int):
         """The :class:`equivar.train.ModelSpec` of one model of this chapter."""
         from equivar.train import ModelSpec
 
         return ModelSpec(dataset, variant, seed, self.n_train, self.epochs, self.batch_size,
-                         self.lr, self.n_layers, self.scale)
+                         self.lr, self.n_layers, self.scale, planted_k=self.planted_k)
 
     PROFILES: ClassVar[dict[str, dict]] = {
         "smoke": dict(n_seeds=1, datasets=("synthetic", "digits"), n_train=240, n_test=120,
@@ -152,9 +187,9 @@ class TransferSettings(Settings):
                                    "chapter 2 trained with seed s")
     n_seeds: int = setting(2, "ours", "independent surrogate/target pairs (error bars)")
     datasets: tuple[str, ...] = setting(
-        ("fashion-mnist", "mnist", "mnist-rot", "digits"), "west2023",
-        "West et al. (2023) attacked MNIST and Fashion-MNIST; MNIST-rot and digits are ours; "
-        "mnist falls back to mnist-5k without network")
+        ("fashion-mnist", "mnist", "mnist-rot", "digits"), "ours",
+        "West et al. (2023) attacked MNIST and Fashion-MNIST (among others); MNIST-rot and "
+        "digits are our additions; mnist falls back to mnist-5k without network")
     surrogates: tuple[str, ...] = setting(("cnn", "mlp", "cnn-rot"), "ours",
                                           "a small CNN, an MLP, and the CNN trained with random "
                                           "rotations (West et al. 2023 used a ConvNet and a "
@@ -168,11 +203,26 @@ class TransferSettings(Settings):
         (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3), "west2023",
         "L∞ budgets on [0, 1] pixels: West et al. (2023) used 0-0.3; 0.02 added for the "
         "small-ε regime")
-    pgd_steps: int = setting(20, "west2023", "PGD iterations (random start)")
-    pgd_step_factor: float = setting(2.5, "standard", "PGD step size = factor × ε / steps "
-                                                      "(Madry et al.)")
+    pgd_steps: int = setting(20, "ours", "PGD iterations with a random start (the step count "
+                                         "of West et al. 2023 is not known to us)")
+    pgd_step_factor: float = setting(2.5, "standard", "PGD step size = factor × ε / steps, a "
+                                                      "common convention")
     n_attack: int = setting(400, "ours", "test images attacked per dataset")
     reference_eps: float = setting(0.1, "ours", "ε of the transfer matrix and the conclusion")
+
+    def validate(self) -> None:
+        from equivar.attacks import ATTACKS, SURROGATES
+
+        self._at_least(1, "n_seeds", "surrogate_n_train", "surrogate_epochs", "pgd_steps",
+                       "n_attack")
+        self._within("surrogates", SURROGATES)
+        self._within("attacks", ATTACKS)
+        self._in_unit_interval("epsilons")
+        if 0 not in self.epsilons or self.reference_eps not in self.epsilons:
+            raise ValueError(f"epsilons must contain 0 and reference_eps={self.reference_eps}, "
+                             f"got {self.epsilons}")
+        if not self.pgd_step_factor > 0:
+            raise ValueError(f"pgd_step_factor must be positive, got {self.pgd_step_factor!r}")
 
     def model_settings(self) -> "RelianceSettings":
         """Chapter 2's settings for the quantum targets (so its trained models are reused)."""
@@ -209,6 +259,18 @@ class SuppressionSettings(Settings):
     adversarial_eps: float = setting(0.1, "ours", "ε of the surrogate PGD examples used for "
                                                   "adversarial training (the CNN surrogate)")
     reference_eps: float = setting(0.1, "ours", "ε of the trade-off and control comparisons")
+
+    def validate(self) -> None:
+        self._at_least(1, "n_seeds")
+        self._within("variants", ("west", "sector"))
+        self._in_unit_interval("alphas")
+        if 0 not in self.alphas or 1 not in self.alphas:
+            raise ValueError(f"alphas must contain 1 (unsuppressed) and 0 (projected out), got "
+                             f"{self.alphas}")
+        self._within("control_sectors", range(1, SAMPLING.n_angles // 2 + 1))
+        self._in_unit_interval("adversarial_eps")
+        if not self.noise_sigma > 0:
+            raise ValueError(f"noise_sigma must be positive, got {self.noise_sigma!r}")
 
     def model_settings(self) -> "RelianceSettings":
         """Chapter 2's training settings (the unsuppressed models are its models)."""

@@ -272,6 +272,14 @@ def resolve(names, fallbacks: dict[str, str] | None = None) -> tuple[list[str], 
     return usable, notes
 
 
+def split_size(name: str, split: str) -> int:
+    """Number of images in a split (``synthetic``: its default size)."""
+    _check_name(name)
+    if name == "synthetic":
+        return _SYNTHETIC_DEFAULT_SIZE[split]
+    return len(_load_full(name, split)[1])
+
+
 def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     """SHA-256 of a loaded split (array bytes, shapes and dtypes): the data part of cache keys."""
     digest = hashlib.sha256()
@@ -485,33 +493,47 @@ def _digits(split: str):
 def _mnist_rot(split: str):
     spec = DATASETS["mnist-rot"].files["archive"]
     parsed = data_dir() / "mnist-rot" / "mnist_rotation_new.npz"
-    if not parsed.exists():
+    expected = spec.archive_hash.split(":")[1]
+    table = _read_parsed(parsed, expected)
+    if table is None:
         zpath = next((p for p in _candidates("mnist-rot", spec) if p.exists()), None)
         if zpath is None:
             zpath = _download("mnist-rot", spec)
-        elif spec.archive_hash and not pooch.file_hash(str(zpath), alg="md5") == \
-                spec.archive_hash.split(":")[1]:
+        elif pooch.file_hash(str(zpath), alg="md5") != expected:
             zpath.unlink()
             raise ChecksumError(f"checksum mismatch for {zpath}: expected {spec.archive_hash}; "
                                 "removed it from the cache, run again to download it")
-        arrays = {}
+        table = {}
         with zipfile.ZipFile(zpath) as archive:
             names = {Path(m).name: m for m in archive.namelist()}
             for key, member in MNIST_ROT_MEMBERS.items():
                 if member not in names:
                     raise ChecksumError(f"{zpath} has no member {member}")
-                arrays[key] = _parse_amat(archive.read(names[member]), member)
+                table[f"{key}_x"], table[f"{key}_y"] = _parse_amat(archive.read(names[member]),
+                                                                   member)
         with atomic_path(parsed) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez(handle, **{f"{k}_{part}": v for k, (x, y) in arrays.items()
-                                    for part, v in (("x", x), ("y", y))})
-    with np.load(parsed) as table:
-        if split == "test":
-            x, y = table["test_x"], table["test_y"]
-        else:
-            x, y = table["train_valid_x"], table["train_valid_y"]
-            x, y = (x[:10000], y[:10000]) if split == "train" else (x[10000:], y[10000:])
+                np.savez(handle, archive_md5=np.array(expected), **table)
+    if split == "test":
+        x, y = table["test_x"], table["test_y"]
+    else:
+        x, y = table["train_valid_x"], table["train_valid_y"]
+        x, y = (x[:10000], y[:10000]) if split == "train" else (x[10000:], y[10000:])
     return _finish(x, y)
+
+
+def _read_parsed(path: Path, archive_md5: str):
+    """The parsed MNIST-rot arrays if ``path`` is a readable file made from that archive."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as table:
+            if str(table["archive_md5"]) != archive_md5:
+                raise ValueError("made from another archive")
+            return {k: table[k] for k in table.files if k != "archive_md5"}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        path.unlink()  # unreadable or stale: rebuilt from the archive below
+        return None
 
 
 def _parse_amat(content: bytes, member: str) -> tuple[np.ndarray, np.ndarray]:

@@ -267,11 +267,20 @@ class QuantumClassifier(torch.nn.Module):
         return torch.einsum("ji,cj,jk->cik", U.conj(), diag.to(DTYPE), U)
 
     def _check_states(self, states) -> torch.Tensor:
+        """States as complex128 (batch, D); ValueError unless finite with norm ≤ 1 (amplitude
+        vectors have norm 1; the readout projection of chapter 4 leaves it below 1)."""
         x = torch.as_tensor(states)
         dim = 2 ** self.config.n_wires
         if x.ndim != 2 or x.shape[1] != dim:
             raise ValueError(f"states must have shape (batch, {dim}), got {tuple(x.shape)}")
-        return x.to(DTYPE)
+        x = x.to(DTYPE)
+        if not bool(torch.isfinite(x.real).all() & torch.isfinite(x.imag).all()):
+            raise ValueError("states contain NaN or infinite amplitudes")
+        norms = x.abs().pow(2).sum(1).detach()
+        if len(norms) and float(norms.max()) > 1 + 1e-9:
+            raise ValueError(f"states must have norm at most 1 (amplitude vectors), found "
+                             f"{float(norms.max()):.4g}; encode grids with equivar.model.amplitudes")
+        return x
 
 
 def readout_diagonals(config: ModelConfig) -> torch.Tensor:

@@ -24,7 +24,8 @@ import seaborn as sns
 from equivar.cache import atomic_path
 
 FIGURE_ID = re.compile(r"^fig-[a-z0-9]+(-[a-z0-9]+)+$")
-KEY_PACKAGES = ("equivar", "pennylane", "torch", "numpy", "torchattacks", "matplotlib")
+KEY_PACKAGES = ("equivar", "pennylane", "torch", "numpy", "torchattacks", "papermill", "nbval",
+                "jupyter-book", "matplotlib", "seaborn", "pandas", "pooch", "scikit-learn")
 
 
 def project_root() -> Path:
@@ -295,7 +296,7 @@ def plot_planted(summary: pd.DataFrame, planted_k: int):
         part = summary[summary["pair type"] == pair_type]
         _grouped_bars(ax, part, "variant", variants)
         ax.axvspan(expected - 0.45, expected + 0.45, color="0.85", zorder=0)
-        ax.set_xticks(range(5))
+        ax.set_xticks(sorted(summary["k"].unique()) if len(summary) else range(5))
         ax.set_xlabel("swapped sector k")
         ax.text(0.97, 0.95, f"{pair_type} pairs\n(planted: k = {expected})", ha="right",
                 va="top", transform=ax.transAxes, fontsize=8)
@@ -309,6 +310,9 @@ def plot_planted(summary: pd.DataFrame, planted_k: int):
 # --------------------------------------------------------------------------- chapter 3
 
 TARGET_LABELS = {**VARIANT_LABELS, "cnn": "CNN", "mlp": "MLP", "cnn-rot": "CNN + rotations"}
+# one colour per model across the figures of chapter 3
+TARGET_COLORS = {"cnn": "C0", "mlp": "C1", "cnn-rot": "C2", "west": "C3", "sector": "C4",
+                 "baseline": "C5"}
 
 
 def _grid(n_panels: int, width=3.3, height=2.7, cols=3, **kwargs):
@@ -331,15 +335,16 @@ def plot_accuracy_vs_eps(attacked: pd.DataFrame, noise: pd.DataFrame, source: st
     targets = list(dict.fromkeys(attacked["target"]))
     fig, axes = _grid(len(datasets), sharey=True)
     for ax, name in zip(axes.flat, datasets):
-        for i, target in enumerate(targets):
+        for target in targets:
+            colour = TARGET_COLORS.get(target, "0.3")
             for table, style in ((attacked, "-"), (noise, "--")):
                 part = table[(table["dataset"] == name) & (table["target"] == target)]
                 part = part.sort_values("eps")
                 label = TARGET_LABELS.get(target, target) if style == "-" else None
-                ax.plot(part["eps"], part["mean"], style, color=f"C{i}", marker="o", ms=2.5,
+                ax.plot(part["eps"], part["mean"], style, color=colour, marker="o", ms=2.5,
                         lw=1.2 if style == "-" else 0.9, label=label)
                 ax.fill_between(part["eps"], part["mean"] - part["std"],
-                                part["mean"] + part["std"], color=f"C{i}", alpha=0.15, lw=0)
+                                part["mean"] + part["std"], color=colour, alpha=0.15, lw=0)
         ax.set_xlabel("ε (L∞, pixels)")
         ax.set_ylim(0, 1)
         ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
@@ -389,20 +394,23 @@ def plot_sector_energy(energy: pd.DataFrame):
     sources = list(dict.fromkeys(energy["source"]))
     fig, axes = _grid(len(datasets), sharey=True)
     for ax, name in zip(axes.flat, datasets):
-        for i, source in enumerate(sources):
+        for source in sources:
             part = energy[(energy["dataset"] == name) & (energy["source"] == source)]
             part = part.sort_values("eps")
             noise = source.endswith("noise")
-            ax.errorbar(part["eps"], part["mean"], yerr=part["std"], marker="o", ms=2.5,
-                        capsize=2, ls="--" if noise else "-",
-                        color="0.5" if noise else f"C{i}",
+            ax.errorbar(part["eps"], part["mean"], yerr=part["std"], capsize=2,
+                        marker="s" if source.startswith("sign") else "o", ms=2.5,
+                        linestyle="--" if noise else "-",
+                        color="0.45" if noise else TARGET_COLORS.get(source, "0.3"),
                         label=source if noise else f"PGD from {TARGET_LABELS.get(source, source)}")
         ax.set_xlabel("ε (L∞, pixels)")
         ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
     for ax in axes[:, 0]:
         ax.set_ylabel("energy share in k = 0")
-    axes.flat[0].legend(fontsize=6, loc="lower right")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
+               fontsize=7, frameon=False)
     return fig
 
 
@@ -445,7 +453,7 @@ def plot_logit_change(change: pd.DataFrame):
     targets = list(dict.fromkeys(change["target"]))
     fig, axes = _grid(len(datasets), height=2.5, sharey=True)
     for ax, name in zip(axes.flat, datasets):
-        _grouped_bars(ax, change[change["dataset"] == name], "target", targets, TARGET_LABELS)
+        _grouped_bars(ax, change[change["dataset"] == name], "target", targets)
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xlabel("sector k")
         ax.text(0.97, 0.05, name, transform=ax.transAxes, ha="right", va="bottom")
@@ -535,17 +543,19 @@ def plot_tradeoff(summary: pd.DataFrame, eps: float):
             ax.errorbar(path["clean"], path["robust"], xerr=path["clean_std"],
                         yerr=path["robust_std"], marker="o", ms=3, capsize=1.5, color=f"C{i}",
                         label=f"{VARIANT_LABELS.get(variant, variant)}: α path")
-            for _, row in path.iterrows():
-                ax.annotate(row["model"].replace("k=0 × ", "α=").replace("none", "α=1"),
-                            (row["clean"], row["robust"]), fontsize=6, xytext=(3, 2),
-                            textcoords="offset points", color=f"C{i}")
+            for model, text in (("none", "α=1"), ("k=0 × 0", "α=0")):  # the path's ends
+                end = path[path["model"] == model]
+                if len(end):
+                    ax.annotate(text, (end["clean"].iloc[0], end["robust"].iloc[0]), fontsize=7,
+                                xytext=(4, -8), textcoords="offset points", color=f"C{i}")
             controls = part[part["group"] == "control sector"]
-            ax.scatter(controls["clean"], controls["robust"], color="0.6", s=12, marker="x",
-                       label="control sectors" if i == 0 else None)
+            ax.scatter(controls["clean"], controls["robust"], color=f"C{i}", alpha=0.45, s=14,
+                       marker="x", label="control sectors" if i == 0 else None)
             for model, marker in markers.items():
                 d = part[part["model"] == model]
-                ax.scatter(d["clean"], d["robust"], marker=marker, s=28, color=f"C{i}",
-                           edgecolors="black", linewidths=0.5, label=model if i == 0 else None)
+                ax.errorbar(d["clean"], d["robust"], xerr=d["clean_std"], yerr=d["robust_std"],
+                            fmt=marker, ms=5, capsize=1.5, color=f"C{i}", mec="black", mew=0.5,
+                            label=model if i == 0 else None)
         ax.set_xlabel("clean accuracy")
         ax.text(0.03, 0.97, name, transform=ax.transAxes, ha="left", va="top")
     for ax in axes[:, 0]:

@@ -74,7 +74,9 @@ def check_types(obj) -> None:
             ok = isinstance(value, str)
         elif origin is tuple:
             (item, *_) = typing.get_args(expected)
-            ok = isinstance(value, tuple) and all(isinstance(v, item) for v in value)
+            allowed = (int, float) if item is float else item
+            ok = isinstance(value, tuple) and all(isinstance(v, allowed)
+                                                  and not isinstance(v, bool) for v in value)
         else:
             continue
         if not ok:

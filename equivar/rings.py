@@ -69,7 +69,10 @@ def sample(images, n_rings: int, n_angles: int, method: str = "bilinear",
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     is_torch = torch.is_tensor(images)
-    x = images if is_torch else np.asarray(images, dtype=np.float64)
+    if is_torch:
+        x = images if images.is_floating_point() else images.to(torch.float64)
+    else:
+        x = np.asarray(images, dtype=np.float64)
     single = x.ndim == 2
     if single:
         x = x[None]

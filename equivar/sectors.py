@@ -18,21 +18,33 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from equivar.rings import ring_means  # noqa: F401  (μ_r, used with the sectors)
+
+
+def _double(x):
+    """x in double precision (float64 or complex128): the identities hold to 1e-10 only there."""
+    if torch.is_tensor(x):
+        return x.to(torch.complex128 if torch.is_complex(x) else torch.float64)
+    x = np.asarray(x)
+    return x.astype(np.complex128 if np.iscomplexobj(x) else np.float64, copy=False)
+
 
 def _fft(x, inverse=False):
+    x = _double(x)
     if torch.is_tensor(x):
         fn = torch.fft.ifft if inverse else torch.fft.fft
         return fn(x, dim=-1, norm="ortho")
     fn = np.fft.ifft if inverse else np.fft.fft
-    return fn(np.asarray(x), axis=-1, norm="ortho")
+    return fn(x, axis=-1, norm="ortho")
 
 
 def normalise(grids):
-    """Grids scaled to unit L2 norm over (ring, angle), shape kept (..., R, N)."""
+    """Grids scaled to unit L2 norm over (ring, angle), shape kept (..., R, N), in double
+    precision."""
+    grids = _double(grids)
     if torch.is_tensor(grids):
         norm = grids.abs().pow(2).sum(dim=(-2, -1), keepdim=True).sqrt()
     else:
-        grids = np.asarray(grids)
         norm = np.sqrt((np.abs(grids) ** 2).sum(axis=(-2, -1), keepdims=True))
     if (norm == 0).any():
         raise ValueError("a grid is all zero and cannot be normalised")
@@ -47,11 +59,6 @@ def angular_dft(grids):
 def inverse_angular_dft(spectra):
     """Inverse of :func:`angular_dft`."""
     return _fft(spectra, inverse=True)
-
-
-def ring_means(grids):
-    """Ring-averaged intensities μ[..., r] (mean over angles)."""
-    return grids.mean(-1) if torch.is_tensor(grids) else np.asarray(grids).mean(-1)
 
 
 def sector_blocks(grids):

@@ -62,14 +62,6 @@ class SectorFilter:
         filtered = self.scale(sectors.normalise(grids))
         return filtered.reshape(filtered.shape[0], -1)
 
-    @property
-    def label(self) -> str:
-        if self.k == 0 and self.alpha == 0 and not self.renormalise:
-            return "readout projection (k=0)"
-        if self.alpha == 0:
-            return f"project out k={self.k}"
-        return f"k={self.k} × {self.alpha:g}"
-
 
 NO_FILTER = SectorFilter(k=0, alpha=1.0)
 

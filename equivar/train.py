@@ -73,6 +73,8 @@ def fit(model: QuantumClassifier, states, labels, config: TrainConfig = TrainCon
     y = check_labels(labels, model.config.n_classes)
     if len(x) != len(y):
         raise ValueError(f"{len(x)} states but {len(y)} labels")
+    if len(x) == 0:
+        raise ValueError("no training states given")
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(int(config.seed))
     history = History()
@@ -123,6 +125,9 @@ def encode(images) -> tuple[np.ndarray, np.ndarray]:
     return grids, amplitudes(grids)
 
 
+ADVERSARIAL_TRAINING_SEED_OFFSET = 1000
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything that determines a trained model (and hence its cache key)."""
@@ -145,6 +150,8 @@ class ModelSpec:
     augment: str = "none"
     augment_strength: float = 0.0
     augment_surrogate: tuple = ()
+    # the synthetic data's planted angular frequency (ignored for the other datasets)
+    planted_k: int = 2
 
     def grid_filter(self):
         """The :class:`equivar.suppress.SectorFilter` applied to this model's inputs."""
@@ -164,10 +171,13 @@ class ModelSpec:
                            seed=self.seed)
 
 
-def training_data(dataset: str, n_train: int, seed: int):
-    """The training subset of a model: ``min(n_train, available)`` images drawn with ``seed``."""
-    available = len(data.load(dataset, "train")[1]) if dataset != "synthetic" else n_train
-    return data.load(dataset, "train", n=min(n_train, available), seed=seed)
+def training_data(dataset: str, n_train: int, seed: int, planted_k: int = 2):
+    """The training subset of a model: ``min(n_train, available)`` images drawn with ``seed``
+    (for ``synthetic``: ``n_train`` generated images with the given ``planted_k``)."""
+    if dataset == "synthetic":
+        return data.load(dataset, "train", n=n_train, seed=seed, planted_k=planted_k)
+    return data.load(dataset, "train", n=min(n_train, data.split_size(dataset, "train")),
+                     seed=seed)
 
 
 def trained(spec: ModelSpec, progress: bool = True) -> tuple[QuantumClassifier, dict]:
@@ -176,7 +186,7 @@ def trained(spec: ModelSpec, progress: bool = True) -> tuple[QuantumClassifier, 
     Returns the model and a record with the per-epoch loss and training accuracy, the number
     of training images and whether it came from the cache.
     """
-    images, labels = training_data(spec.dataset, spec.n_train, spec.seed)
+    images, labels = training_data(spec.dataset, spec.n_train, spec.seed, spec.planted_k)
     params = {**asdict(spec), "data": data.fingerprint(images, labels),
               "sampling": asdict(SAMPLING)}
 
@@ -188,9 +198,12 @@ def trained(spec: ModelSpec, progress: bool = True) -> tuple[QuantumClassifier, 
 
             surrogate = None
             if spec.augment == "pgd":
+                # crafted on an independently trained surrogate (another seed), not on the
+                # surrogates whose attacks the model is scored against
                 kind, n_train, epochs = spec.augment_surrogate
-                surrogate, _ = attacks.train_surrogate(
-                    attacks.SurrogateSpec(spec.dataset, kind, spec.seed, n_train, epochs))
+                surrogate, _ = attacks.train_surrogate(attacks.SurrogateSpec(
+                    spec.dataset, kind, spec.seed + ADVERSARIAL_TRAINING_SEED_OFFSET, n_train,
+                    epochs))
             x, y = augmented_training_set(x, y, spec.augment, spec.augment_strength, spec.seed,
                                           surrogate)
         model = QuantumClassifier(spec.config(), seed=spec.seed)

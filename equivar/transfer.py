@@ -11,17 +11,12 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from equivar import attacks, data
+from equivar import attacks, data, sectors
+from equivar.config import SAMPLING
 from equivar.reliance import summarise
 
 QUANTUM = ("west", "sector", "baseline")
 PARTS = ("full", "k=0 only", "k>=1 only")
-
-
-def _success(pred_clean, pred_adv, labels) -> float:
-    """Share of inputs classified correctly when clean that the perturbation flips."""
-    correct = pred_clean == labels
-    return float((pred_adv[correct] != labels[correct]).mean()) if correct.any() else np.nan
 
 
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
@@ -42,7 +37,7 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     bar = tqdm(total=len(jobs) * (len(settings.surrogates) + len(QUANTUM)) * len(settings.attacks)
                * len(settings.epsilons), desc="attacks", disable=not progress)
     for dataset, seed in jobs:
-        n = min(settings.n_attack, _test_size(dataset))
+        n = min(settings.n_attack, data.split_size(dataset, "test"))
         images, labels = data.load(dataset, "test", n=n, seed=settings.seed)
         classifiers, quantum, source_ids = {}, {}, {}
         for kind in settings.surrogates:
@@ -68,12 +63,22 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
                 pred = attacks.predict_images(model, perturbed)
                 rows[table].append({**tag, **extra, "target": target,
                                     "accuracy": float((pred == labels).mean()),
-                                    "success_rate": _success(clean_pred[target], pred, labels)})
+                                    "success_rate": attacks.success_rate(clean_pred[target], pred, labels)})
 
         def energy(perturbed, extra):
             share = attacks.sector_energy_share(images, perturbed).mean(0)
             for k, value in enumerate(share):
                 rows["energy"].append({**tag, **extra, "k": k, "share": float(value)})
+
+        sectors_all = sectors.independent_sectors(SAMPLING.n_angles)
+
+        def restrict(perturbed, extra):
+            for part, keep in zip(PARTS, (sectors_all, [0], sectors_all[1:])):
+                grids = attacks.restricted(images, perturbed, keep)
+                for variant, model in quantum.items():
+                    pred = predict(model, amplitudes(grids))
+                    rows["restricted"].append({**extra, **tag, "target": variant, "part": part,
+                                               "accuracy": float((pred == labels).mean())})
 
         for eps in settings.epsilons:
             for kind in attacks.NOISES:
@@ -81,6 +86,8 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
                 score(noisy, {"noise": kind, "eps": eps}, "noise")
                 if eps > 0:
                     energy(noisy, {"source": f"{kind} noise", "attack": "noise", "eps": eps})
+                    if kind == "sign":
+                        restrict(noisy, {"source": "sign noise", "attack": "noise", "eps": eps})
         for source in list(settings.surrogates) + list(QUANTUM):
             for attack in settings.attacks:
                 for eps in settings.epsilons:
@@ -94,13 +101,7 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
                         continue
                     energy(adv, extra)
                     if source in settings.surrogates and attack == "pgd":
-                        for part, keep in zip(PARTS, (range(5), [0], range(1, 5))):
-                            grids = attacks.restricted(images, adv, keep)
-                            for variant, model in quantum.items():
-                                pred = predict(model, amplitudes(grids))
-                                rows["restricted"].append(
-                                    {**extra, **tag, "target": variant, "part": part,
-                                     "accuracy": float((pred == labels).mean())})
+                        restrict(adv, extra)
                         for variant in ("west", "sector"):
                             change = attacks.logit_change_by_sector(quantum[variant], images,
                                                                     adv, labels).mean(0)
@@ -114,10 +115,6 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _test_size(dataset: str) -> int:
-    return 10 ** 9 if dataset == "synthetic" else len(data.load(dataset, "test")[1])
-
-
 def transfer_matrix(results: dict[str, pd.DataFrame], attack: str, eps: float) -> pd.DataFrame:
     """Mean target accuracy per dataset, source and target at one (attack, ε)."""
     t = results["transfer"]
@@ -126,69 +123,103 @@ def transfer_matrix(results: dict[str, pd.DataFrame], attack: str, eps: float) -
 
 
 def conclusion_table(results: dict[str, pd.DataFrame], eps: float) -> pd.DataFrame:
-    """Per dataset and invariant target, at ``eps`` with PGD from the classical surrogates:
+    """Per dataset and invariant target, at ``eps``, for PGD transferred from the classical
+    surrogates (mean and spread over surrogates × seeds):
 
-    clean accuracy; accuracy under the transferred attack (mean over surrogates) and under
-    sign noise; the share of the transfer damage reproduced by the k = 0 part alone and by
-    the k ≥ 1 part alone; the k = 0 energy share of the perturbation against sign noise's.
-    Means over seeds.
+    clean accuracy; accuracy under the transferred attack and under sign noise; the share of
+    the transfer damage (clean - attacked) reproduced by the k = 0 part of the perturbation
+    alone and by its k ≥ 1 part alone; the same k = 0 share for sign noise (a control); the
+    k = 0 energy share of the classical perturbations and of sign noise.
     """
-    rows = []
+    classical = set(results["surrogates"]["surrogate"])
     t, nz, r, e = (results[k] for k in ("transfer", "noise", "restricted", "energy"))
+    at = lambda frame: np.isclose(frame["eps"], eps)
+    rows = []
     for (dataset, target), _ in results["clean"].groupby(["dataset", "target"], sort=False):
         if target not in ("west", "sector"):
             continue
-        sel = (t["dataset"] == dataset) & (t["target"] == target) & (t["attack"] == "pgd")
-        classical = t["source"].isin(results["surrogates"]["surrogate"].unique())
-        clean = t[sel & classical & (t["eps"] == 0)]["accuracy"].mean()
-        attacked = t[sel & classical & np.isclose(t["eps"], eps)]["accuracy"].mean()
+        clean = results["clean"]
+        clean_acc = clean[(clean["dataset"] == dataset) & (clean["target"] == target)] \
+            .set_index("seed")["accuracy"]
+        rr = r[(r["dataset"] == dataset) & (r["target"] == target) & at(r)]
+        per_run = rr.pivot_table(index=["source", "seed"], columns="part", values="accuracy")
+        base = clean_acc.reindex(per_run.index.get_level_values("seed")).to_numpy()
+        damage = base - per_run["full"].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k0 = np.where(damage > 0.02, (base - per_run["k=0 only"].to_numpy()) / damage, np.nan)
+            rest = np.where(damage > 0.02, (base - per_run["k>=1 only"].to_numpy()) / damage,
+                            np.nan)
+        attack_runs = np.array([s in classical for s in per_run.index.get_level_values("source")])
+        noise_runs = per_run.index.get_level_values("source") == "sign noise"
+        tt = t[(t["dataset"] == dataset) & (t["target"] == target) & (t["attack"] == "pgd")
+               & t["source"].isin(classical) & at(t)]
         noise = nz[(nz["dataset"] == dataset) & (nz["target"] == target)
-                   & (nz["noise"] == "sign") & np.isclose(nz["eps"], eps)]["accuracy"].mean()
-        rr = r[(r["dataset"] == dataset) & (r["target"] == target) & np.isclose(r["eps"], eps)]
-        acc = rr.groupby("part")["accuracy"].mean()
-        damage = clean - acc.get("full", np.nan)
-        share = (lambda part: (clean - acc.get(part, np.nan)) / damage
-                 if damage and damage > 0.02 else np.nan)
-        ee = e[(e["dataset"] == dataset) & np.isclose(e["eps"], eps) & (e["k"] == 0)]
-        adv_k0 = ee[ee["attack"] == "pgd"]["share"].mean()
-        noise_k0 = ee[ee["source"] == "sign noise"]["share"].mean()
-        rows.append({"dataset": dataset, "target": target, "clean": clean,
-                     "transferred PGD": attacked, "sign noise": noise,
-                     "damage from k=0 part": share("k=0 only"),
-                     "damage from k>=1 part": share("k>=1 only"),
-                     "k=0 energy (attack)": adv_k0, "k=0 energy (noise)": noise_k0})
+                   & (nz["noise"] == "sign") & at(nz)]
+        ee = e[(e["dataset"] == dataset) & at(e) & (e["k"] == 0)]
+        rows.append({
+            "dataset": dataset, "target": target, "clean": clean_acc.mean(),
+            "transferred PGD": tt["accuracy"].mean(), "transferred PGD spread": _spread(tt["accuracy"]),
+            "sign noise": noise["accuracy"].mean(),
+            "damage from k=0 part": _mean(k0[attack_runs]),
+            "damage from k=0 part spread": _spread(k0[attack_runs]),
+            "damage from k>=1 part": _mean(rest[attack_runs]),
+            "noise damage from its k=0 part": _mean(k0[noise_runs]),
+            "k=0 energy (classical PGD)": ee[ee["source"].isin(classical)
+                                             & (ee["attack"] == "pgd")]["share"].mean(),
+            "k=0 energy (sign noise)": ee[ee["source"] == "sign noise"]["share"].mean()})
     return pd.DataFrame(rows)
 
 
+def _mean(values) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def _spread(values) -> float:
+    """Standard deviation over runs (surrogates × seeds), NaN-aware."""
+    values = np.asarray(values, dtype=float)
+    return float(np.nanstd(values)) if np.isfinite(values).sum() > 1 else float("nan")
+
+
 def conclusion_markdown(table: pd.DataFrame, eps: float, settings) -> str:
-    """The chapter's conclusion, generated from :func:`conclusion_table`."""
+    """The chapter's conclusion, generated from :func:`conclusion_table`.
+
+    A combination counts as "through the ring means" when the k = 0 part of the transferred
+    perturbation alone reproduces at least half of the transfer damage (mean over surrogates
+    and seeds) and more than the k = 0 part of sign noise reproduces of the noise's damage.
+    """
     from equivar.plots import VARIANT_LABELS
 
-    def pct(v):
-        return "n/a" if not np.isfinite(v) else f"{v:.0%}"
+    def pct(v, spread=None):
+        if not np.isfinite(v):
+            return "n/a"
+        return f"{v:.0%}" + (f" ± {spread:.0%}" if spread is not None and np.isfinite(spread)
+                             else "")
 
-    lines = []
-    through_k0 = []
+    lines, through_k0 = [], []
     for _, row in table.iterrows():
         beyond_noise = row["sign noise"] - row["transferred PGD"]
         lines.append(
             f"- **{row['dataset']}, {VARIANT_LABELS[row['target']]}**: clean {row['clean']:.2f}; "
             f"PGD transferred from the classical surrogates at ε = {eps} leaves "
-            f"{row['transferred PGD']:.2f} (sign noise of the same budget: "
-            f"{row['sign noise']:.2f}, so the attack costs {beyond_noise:+.2f} beyond noise). "
-            f"The k = 0 part of the perturbation alone reproduces "
-            f"{pct(row['damage from k=0 part'])} of the transferred damage, the k ≥ 1 part "
-            f"{pct(row['damage from k>=1 part'])}; k = 0 holds "
-            f"{pct(row['k=0 energy (attack)'])} of the perturbation's energy "
-            f"(sign noise: {pct(row['k=0 energy (noise)'])}).")
-        if np.isfinite(row["damage from k=0 part"]):
-            through_k0.append(row["damage from k=0 part"] >= 0.5)
+            f"{row['transferred PGD']:.2f} ± {row['transferred PGD spread']:.2f} (sign noise of "
+            f"the same budget: {row['sign noise']:.2f}; the attack costs {beyond_noise:+.2f} "
+            f"more than noise). The k = 0 part of the perturbation alone reproduces "
+            f"{pct(row['damage from k=0 part'], row['damage from k=0 part spread'])} of the "
+            f"transferred damage, the k ≥ 1 part {pct(row['damage from k>=1 part'])} (for "
+            f"sign noise, its k = 0 part reproduces {pct(row['noise damage from its k=0 part'])} "
+            f"of its damage). k = 0 holds {pct(row['k=0 energy (classical PGD)'])} of the "
+            f"perturbations' encoded energy (sign noise: {pct(row['k=0 energy (sign noise)'])}).")
+        share, noise_share = row["damage from k=0 part"], row["noise damage from its k=0 part"]
+        if np.isfinite(share):
+            through_k0.append(share >= 0.5 and (not np.isfinite(noise_share)
+                                                or share > noise_share))
     if through_k0:
-        lines.append("")
-        lines.append(
-            f"In {sum(through_k0)} of {len(through_k0)} dataset–model combinations the ring-mean "
-            f"part of the transferred perturbation alone does at least half of the damage "
-            f"(profile `{settings.profile}`, {settings.n_seeds} seed(s)).")
+        lines += ["", f"In {sum(through_k0)} of {len(through_k0)} dataset–model combinations "
+                      "the ring-mean part of the transferred perturbation alone does at least "
+                      "half of the damage, and more of it than the ring-mean part of sign noise "
+                      f"does of the noise's (profile `{settings.profile}`, ± spread over "
+                      f"{len(settings.surrogates)} surrogates × {settings.n_seeds} seed(s))."]
     return "\n".join(lines)
 
 
@@ -197,7 +228,8 @@ def examples(settings, dataset: str, n: int = 3, source: str = "cnn", attack: st
     ``source`` at the reference ε) with predictions: dict of arrays and row captions."""
     from equivar.train import trained
 
-    images, labels = data.load(dataset, "test", n=min(settings.n_attack, _test_size(dataset)),
+    images, labels = data.load(dataset, "test",
+                               n=min(settings.n_attack, data.split_size(dataset, "test")),
                                seed=settings.seed)
     spec = attacks.SurrogateSpec(dataset, source, settings.seed, settings.surrogate_n_train,
                                  settings.surrogate_epochs)
@@ -218,7 +250,6 @@ def examples(settings, dataset: str, n: int = 3, source: str = "cnn", attack: st
     captions = [f"{names[labels[i]]}\n{source}: {names[pred['surrogate'][1][i]]}\n"
                 f"sector-res.: {names[pred['sector'][0][i]]} → {names[pred['sector'][1][i]]}"
                 for i in pick]
-    from equivar.config import SAMPLING
     means = lambda x: SAMPLING.sample(x).mean(-1)
     return {"clean": images[pick], "adversarial": adv[pick], "labels": labels[pick],
             "means_clean": means(images[pick]), "means_adversarial": means(adv[pick]),

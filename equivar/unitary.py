@@ -215,8 +215,9 @@ def _as_tensor(mat) -> torch.Tensor:
 
 
 def _constant_diagonal(op) -> np.ndarray | None:
-    """The diagonal of a parameter-free gate whose matrix is diagonal, else None."""
-    key = (op.name, len(op.wires))
+    """The diagonal of a parameter-free gate whose matrix is diagonal, else None (cached by the
+    op's hash, which covers its name, wires, control values and hyperparameters)."""
+    key = op.hash
     if key not in _DIAGONALS:
         mat = np.asarray(qml.matrix(op, wire_order=op.wires))
         _DIAGONALS[key] = np.diag(mat).copy() if np.allclose(mat, np.diag(np.diag(mat)),
@@ -224,12 +225,12 @@ def _constant_diagonal(op) -> np.ndarray | None:
     return _DIAGONALS[key]
 
 
-_DIAGONALS: dict[tuple[str, int], np.ndarray | None] = {}
+_DIAGONALS: dict[int, np.ndarray | None] = {}
 
 
 def _run_diagonal(run, n_wires) -> torch.Tensor:
     """Product of a run of parameter-free diagonal gates as a (2,)*n tensor, cached."""
-    key = (n_wires, tuple((op.name, tuple(int(w) for w in op.wires)) for op in run))
+    key = (n_wires, tuple(op.hash for op in run))
     if key not in _RUN_DIAGONALS:
         diagonal = np.ones((2,) * n_wires, dtype=complex)
         for op in run:

@@ -101,6 +101,11 @@ class TestQuantumPipeline:
         f = lambda t: torch.nn.functional.cross_entropy(pipe(t), torch.as_tensor(y[:2]))
         assert torch.autograd.gradcheck(f, (img,), eps=1e-6, atol=1e-7)
 
+    def test_bad_image_shape(self, digits):
+        pipe = attacks.QuantumPipeline(QuantumClassifier(ModelConfig(n_layers=1), seed=0))
+        with pytest.raises(ValueError, match=r"images must have shape \(N, H, W\)"):
+            pipe(torch.zeros(2, 3, 8, 8))
+
     def test_invariant_to_rot90_of_pixels(self, digits, atol):
         x, _ = digits
         pipe = attacks.QuantumPipeline(QuantumClassifier(ModelConfig(n_layers=2), seed=1))

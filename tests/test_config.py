@@ -73,3 +73,27 @@ def test_sampling_settings_sample_images():
 
     grids = config.SAMPLING.sample(np.ones((2, 8, 8)))
     assert grids.shape == (2, config.SAMPLING.n_rings, config.SAMPLING.n_angles)
+
+
+@pytest.mark.parametrize("cls,kwargs,match", [
+    (config.RelianceSettings, dict(n_seeds=0), "n_seeds must be at least 1"),
+    (config.RelianceSettings, dict(variants=("cnn",)), r"variants may only contain"),
+    (config.RelianceSettings, dict(planted_k=5), "planted_k must be 1, 2 or 3"),
+    (config.RelianceSettings, dict(lr=-1.0), "lr and scale must be positive"),
+    (config.TransferSettings, dict(pgd_steps=0), "pgd_steps must be at least 1"),
+    (config.TransferSettings, dict(epsilons=(0.0, 5.0)), r"epsilons must lie in \[0, 1\]"),
+    (config.TransferSettings, dict(epsilons=(0.0, 0.2)), "must contain 0 and reference_eps=0.1"),
+    (config.TransferSettings, dict(surrogates=("resnet",)), "surrogates may only contain"),
+    (config.SuppressionSettings, dict(alphas=(1.0, 0.5)), "alphas must contain 1"),
+    (config.SuppressionSettings, dict(alphas=(1.0, -0.5, 0.0)), r"alphas must lie in \[0, 1\]"),
+    (config.SuppressionSettings, dict(control_sectors=(0, 7)), "control_sectors may only contain"),
+    (config.SuppressionSettings, dict(variants=("baseline",)), "variants may only contain"),
+])
+def test_range_checks(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls.for_profile("default", **kwargs)
+
+
+def test_whole_numbers_are_accepted_as_floats():
+    s = config.TransferSettings.for_profile("default", epsilons=(0, 0.1, 1))
+    assert s.epsilons == (0, 0.1, 1)

@@ -80,8 +80,9 @@ def register_fixture_dataset(monkeypatch, name, base_url, files, archive_hashes=
 
 # ------------------------------------------------------------------ real Fashion-MNIST
 
-@pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="dataset-fashion-mnist not installed")
 class TestRealFashionMnist:
+    """Needs the real files (make test installs dataset-fashion-mnist); fails, not skips."""
+
     def test_full_splits_have_the_published_sizes_and_balance(self):
         x, y = data.load("fashion-mnist", "train")
         assert x.shape == (60000, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
@@ -263,6 +264,16 @@ class TestMnistRot:
         assert np.allclose(xt.reshape(7, -1), te_x, atol=1e-6) and np.array_equal(yt, te_y)
         assert (data_dir / "mnist-rot" / "mnist_rotation_new.npz").exists()
 
+    def test_corrupt_parsed_file_is_rebuilt(self, rng, tmp_path, data_dir, monkeypatch):
+        zpath = data_dir / "mnist-rot" / "mnist_rotation_new.zip"
+        zpath.parent.mkdir(parents=True)
+        _, (te_x, te_y) = write_mnist_rot_zip(zpath, rng, n_train_valid=3, n_test=2)
+        md5 = hashlib.md5(zpath.read_bytes()).hexdigest()
+        self._register(monkeypatch, f"http://127.0.0.1:{closed_port()}/x.zip", md5)
+        (data_dir / "mnist-rot" / "mnist_rotation_new.npz").write_bytes(b"truncated")
+        x, y = data.load("mnist-rot", "test")
+        assert np.array_equal(y, te_y)
+
     def test_bad_rows_are_rejected(self):
         with pytest.raises(data.ChecksumError, match="785"):
             data._parse_amat(b"0.1 0.2 3.0\n", "member.amat")
@@ -287,6 +298,15 @@ def test_mnist_5k_is_a_fixed_stratified_split():
     assert x.shape == (4000, 28, 28) and xt.shape == (1000, 28, 28)
     assert np.bincount(y).tolist() == [400] * 10 and np.bincount(yt).tolist() == [100] * 10
     assert x.max() == 1.0 and x.min() == 0.0
+
+
+@pytest.mark.parametrize("labels", [np.repeat(np.arange(10), 50), np.arange(37) % 3])
+def test_stratified_split_is_a_partition(labels):
+    train, test = data._stratified_split(labels, "train"), data._stratified_split(labels, "test")
+    assert not set(train) & set(test) and len(train) + len(test) == len(labels)
+    assert np.array_equal(train, data._stratified_split(labels, "train"))  # fixed
+    for c in np.unique(labels):
+        assert abs((labels[test] == c).sum() - 0.2 * (labels == c).sum()) <= 1
 
 
 def test_digits_split_partitions_the_dataset():

@@ -157,6 +157,18 @@ class TestSectorStructure:
         assert dist[same].max() < atol
         assert dist[~same].min() > 1e-3
 
+    @pytest.mark.parametrize("k", [0, 3, 6])
+    def test_sector_weight_slot_k_acts_on_sector_k_only(self, k, atol):
+        cfg = ModelConfig(variant="sector", n_layers=2)
+        model = QuantumClassifier(cfg, seed=0)
+        before = sectors.operator_blocks(model.observables().detach().numpy(), 4, 3)
+        with torch.no_grad():
+            model.weights[:, k] += 0.3
+        after = sectors.operator_blocks(model.observables().detach().numpy(), 4, 3)
+        changed = np.abs(after - before).max(axis=(0, 2, 3))
+        assert changed[k] > 1e-3
+        assert np.delete(changed, k).max() < atol
+
     def test_sector_variant_has_a_block_per_k(self):
         dist = self.blocks("sector", 2)
         assert dist[~np.eye(8, dtype=bool)].min() > 1e-3
@@ -182,6 +194,15 @@ class TestEncodingAndErrors:
     def test_grid_shape(self):
         with pytest.raises(ValueError, match="grids must have shape"):
             amplitudes(np.ones(8))
+
+    def test_states_with_nan_or_norm_above_one(self):
+        model = QuantumClassifier(ModelConfig())
+        bad = np.full((2, 128), 1 / np.sqrt(128))
+        bad[0, 5] = np.nan
+        with pytest.raises(ValueError, match="NaN or infinite amplitudes"):
+            model(bad)
+        with pytest.raises(ValueError, match="norm at most 1"):
+            model(np.ones((2, 128)))
 
     def test_state_shape(self):
         model = QuantumClassifier(ModelConfig())

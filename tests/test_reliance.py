@@ -34,12 +34,28 @@ def test_planted_sector_validation(synthetic_test):
 
 
 @pytest.mark.slow
-def test_planted_check_fails_for_a_model_blind_to_the_pattern(synthetic_test):
-    """Negative control: untrained weights do not 'find' the planted sectors."""
+def test_planted_check_rejects_a_wrong_expectation(synthetic_test):
+    """Negative control: told the pattern sits at k = 1, the check fails on real pairs."""
+    spec = ModelSpec("synthetic", "sector", seed=0, n_train=1000, epochs=6, batch_size=64,
+                     lr=0.03, n_layers=4, scale=30.0)
+    model, _ = trained(spec, progress=False)
     grids, labels = synthetic_test
-    model = QuantumClassifier(ModelConfig(variant="sector", n_layers=2, n_classes=4), seed=5)
-    check = reliance.planted_sector_check(model, grids, labels, planted_k=2, n_pairs=50)
-    assert not check["passed"].all()
+    check = reliance.planted_sector_check(model, grids, labels, planted_k=1, n_pairs=100)
+    angular = check[check["pair type"] == "angular"]
+    assert (angular["n_pairs"] > 0).all()
+    assert not angular["passed"].any() and set(angular["identified"]) == {2}
+
+
+@pytest.mark.slow
+def test_planted_k_reaches_the_data_and_the_model():
+    """Data planted at k = 3 is learned and found at k = 3."""
+    spec = ModelSpec("synthetic", "sector", seed=0, n_train=1000, epochs=6, batch_size=64,
+                     lr=0.03, n_layers=4, scale=30.0, planted_k=3)
+    model, _ = trained(spec, progress=False)
+    x, y = data.load("synthetic", "test", n=400, seed=0, planted_k=3)
+    grids, _ = encode(x)
+    check = reliance.planted_sector_check(model, grids, y, planted_k=3, n_pairs=100)
+    assert check["passed"].all(), check
 
 
 def test_pairs_are_correct_and_of_different_classes():

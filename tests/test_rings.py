@@ -80,6 +80,12 @@ def test_torch_matches_numpy_and_is_differentiable(images):
     assert abs(float(grad.sum()) - g.numel()) < 1e-9
 
 
+def test_integer_torch_images_are_sampled_in_float(images):
+    ints = torch.as_tensor((images * 255).round().astype(np.int64))
+    expected = rings.sample((images * 255).round(), 16, 8)
+    assert np.abs(rings.sample(ints, 16, 8).numpy() - expected).max() < 1e-9
+
+
 def test_rotate_moves_content_counter_clockwise():
     g = np.zeros((2, 8))
     g[:, 0] = 1

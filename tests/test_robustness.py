@@ -46,13 +46,18 @@ def fake_results():
 def test_conclusion_table_arithmetic():
     table = robustness.conclusion_table(fake_results(), 0.1)
     row = table.iloc[0]
-    assert row["gain k=0 removed"] == pytest.approx(0.2)
-    assert row["clean cost k=0 removed"] == pytest.approx(0.1)
+    g = "k=0 removed"
+    assert row[g + ": robust change"] == pytest.approx(0.2)
+    assert row[g + ": clean change"] == pytest.approx(-0.1)
+    # drop: none 0.8 - 0.4 = 0.4; k=0 removed 0.7 - 0.6 = 0.1
+    assert row["drop none"] == pytest.approx(0.4)
+    assert row[g + ": drop change"] == pytest.approx(-0.3)
     assert row["best control"] == "project out k=1"
-    assert row["gain best control"] == pytest.approx(0.01)
-    assert row["gain adversarial training"] == pytest.approx(0.1)
+    assert row["best control: drop change"] == pytest.approx((0.75 - 0.41) - 0.4)
+    assert row["adversarial training: drop change"] == pytest.approx((0.78 - 0.5) - 0.4)
+    assert robustness.more_robust(row, g)
     text = robustness.conclusion_markdown(table, 0.1, config.SuppressionSettings.for_profile("smoke"))
-    assert "in 1 of 1" in text and "+0.200" in text
+    assert "in 1 of 1" in text and "+0.200" in text and "-0.300" in text
 
 
 def test_sector_effects():
@@ -61,6 +66,9 @@ def test_sector_effects():
     assert robust[0] == pytest.approx(0.2) and robust[1] == pytest.approx(0.01)
 
 
-def test_transfer_success_rate():
+def test_success_rate():
+    from equivar import attacks
+
     labels = np.array([0, 1, 2, 3])
-    assert transfer._success(np.array([0, 1, 2, 0]), np.array([0, 2, 2, 0]), labels) == pytest.approx(1 / 3)
+    assert attacks.success_rate([0, 1, 2, 0], [0, 2, 2, 0], labels) == pytest.approx(1 / 3)
+    assert np.isnan(attacks.success_rate([1, 0, 0, 0], [0, 0, 0, 0], labels))

@@ -34,13 +34,37 @@ def test_training_is_deterministic(planted):
 
 def test_learns_a_ring_profile_task(planted):
     x, y = planted
+    x_test, y_test = data.load("synthetic", "test", n=200, seed=1)
+    keep = y_test < 2
+    held_out = (amplitudes(rings.sample(x_test[keep], 16, 8)), y_test[keep])
     model = small_model()
-    before = accuracy(model, x, y)
+    before = accuracy(model, *held_out)
     history = fit(model, x, y, TrainConfig(epochs=6, batch_size=32, lr=0.05), progress=False,
-                  test=(x, y))
+                  test=held_out)
     assert history.loss[-1] < history.loss[0]
-    assert history.test_accuracy[-1] > 0.9 > before
+    assert history.test_accuracy[-1] > 0.9 > before  # on held-out test images
     assert len(history.train_accuracy) == 6
+
+
+def test_trained_models_are_cached_and_keyed_by_every_setting(monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    from equivar import cache
+    from equivar.train import ModelSpec, trained
+
+    monkeypatch.setenv("EQUIVAR_CACHE_DIR", str(tmp_path))
+    spec = ModelSpec("synthetic", "west", 0, 64, 1, 32, 0.03, 1, 30.0)
+    a, rec_a = trained(spec, progress=False)
+    b, rec_b = trained(spec, progress=False)
+    assert not rec_a["cached"] and rec_b["cached"] and torch.equal(a.weights, b.weights)
+    for change in (dict(seed=1), dict(epochs=2), dict(suppress_alpha=0.5), dict(planted_k=3),
+                   dict(augment="gaussian", augment_strength=0.1)):
+        _, rec = trained(replace(spec, **change), progress=False)
+        assert not rec["cached"], change
+    keys = [e["key"] for e in cache.entries()]
+    assert len(keys) == len(set(keys)) == 6
+    params = cache.entries()[0]["params"]
+    assert "sampling" in params and "data" in params
 
 
 def test_predict_and_accuracy_agree(planted):
@@ -63,6 +87,10 @@ class TestErrors:
         x, y = planted
         with pytest.raises(ValueError, match="states but"):
             fit(small_model(), x, y[:-1], TrainConfig(epochs=1), progress=False)
+
+    def test_empty_training_set(self):
+        with pytest.raises(ValueError, match="no training states"):
+            fit(small_model(), np.zeros((0, 128)), np.zeros(0, dtype=int), progress=False)
 
     @pytest.mark.parametrize("kwargs,match", [(dict(epochs=0), "epochs"),
                                               (dict(batch_size=1.5), "batch_size"),

@@ -59,6 +59,13 @@ def test_repeated_control_values_are_not_fused_wrongly(atol):
     assert (unitary(ops, 2) - reference(ops, 2)).abs().max() < atol
 
 
+def test_controlled_diagonal_gates_keep_their_control_values(atol):
+    ops = [qml.ctrl(qml.Z(2), control=[0, 1], control_values=values)
+           for values in ([0, 1], [1, 0], [1, 1])]
+    ops += [qml.ctrl(qml.S(2), control=[0], control_values=[v]) for v in (0, 1)]
+    assert (unitary(ops, 3) - reference(ops, 3)).abs().max() < atol
+
+
 def test_is_unitary(rng, atol):
     params = torch.tensor(rng.uniform(-3, 3, 100), dtype=torch.float64)
     U = unitary(random_ops(params, 4, rng), 4)
