@@ -273,10 +273,13 @@ class QuantumClassifier(torch.nn.Module):
         dim = 2 ** self.config.n_wires
         if x.ndim != 2 or x.shape[1] != dim:
             raise ValueError(f"states must have shape (batch, {dim}), got {tuple(x.shape)}")
-        x = x.to(DTYPE)
-        if not bool(torch.isfinite(x.real).all() & torch.isfinite(x.imag).all()):
+        # checked before promotion to complex: on the hot path the states are real
+        parts = (x.real, x.imag) if x.is_complex() else (x,)
+        squares = sum(p.detach() * p.detach() for p in parts)
+        norms = squares.sum(1)
+        if not bool(torch.isfinite(norms).all()):
             raise ValueError("states contain NaN or infinite amplitudes")
-        norms = x.abs().pow(2).sum(1).detach()
+        x = x.to(DTYPE)
         if len(norms) and float(norms.max()) > 1 + 1e-9:
             raise ValueError(f"states must have norm at most 1 (amplitude vectors), found "
                              f"{float(norms.max()):.4g}; encode grids with equivar.model.amplitudes")

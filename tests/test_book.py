@@ -95,3 +95,26 @@ def test_figure_index_page(tmp_path, monkeypatch):
     assert ("equivar: reproducible companion to arXiv:2604.15552 (Krumtünger, Sevior, Usman, "
             "2026), Fig. fig-transfer-matrix, version 0.1.0, commit abc, profile paper") in page
     assert "No figure" in book.figures_page(tmp_path / "empty")
+
+
+def test_committed_book_results_are_complete():
+    """book/chapters and book/figures hold one full paper-profile run of every chapter."""
+    import json
+
+    import nbformat
+
+    from tests.test_notebooks import FIGURE
+
+    for chapter in notebooks.chapters():
+        executed = ROOT / "book" / "chapters" / chapter.path.name
+        assert executed.exists(), executed
+        nb = nbformat.read(executed, as_version=4)
+        assert nb.metadata["papermill"]["parameters"]["profile"] == "paper"
+        source = nbformat.read(chapter.path, as_version=4)
+        for cell in source.cells:
+            if cell.cell_type != "markdown":
+                continue
+            for match in FIGURE.finditer(cell.source):
+                record = json.loads((ROOT / "book" / "figures" /
+                                     f"{match['name'].strip()}.json").read_text())
+                assert record["profile"] == "paper" and not record["commit"].endswith("+dirty")
