@@ -54,8 +54,9 @@ def test_gradients_match_qml_matrix(rng, atol):
 
 def test_repeated_control_values_are_not_fused_wrongly(atol):
     # two gates on the same slice do not commute with each other: order must be kept
-    ops = [qml.ctrl(qml.Rot(torch.tensor(a, dtype=torch.float64), 0.1, 0.2, wires=0), control=[1],
-                    control_values=[v]) for a, v in [(0.4, 1), (0.9, 1), (0.2, 0)]]
+    t = lambda v: torch.tensor(v, dtype=torch.float64)
+    ops = [qml.ctrl(qml.Rot(t(a), t(0.1), t(0.2), wires=0), control=[1], control_values=[v])
+           for a, v in [(0.4, 1), (0.9, 1), (0.2, 0)]]
     assert (unitary(ops, 2) - reference(ops, 2)).abs().max() < atol
 
 
