@@ -257,31 +257,39 @@ def plot_follow_rates(summary: pd.DataFrame):
     return fig
 
 
+def _bars_by_quantity(table: pd.DataFrame, rows, datasets, variants, xlabel: str,
+                      width: float = 3.0):
+    """Grouped bars per variant: one row per (quantity, y label), one column per dataset."""
+    fig, axes = plt.subplots(len(rows), len(datasets), figsize=(width * len(datasets),
+                                                                2.4 * len(rows)),
+                             squeeze=False, sharex=True, sharey="row")
+    for j, name in enumerate(datasets):
+        for i, (quantity, label) in enumerate(rows):
+            ax = axes[i, j]
+            part = table[(table["dataset"] == name) & (table["quantity"] == quantity)]
+            _grouped_bars(ax, part, "variant", variants)
+            ax.axhline(0, color="0.3", lw=0.6)
+            if j == 0:
+                ax.set_ylabel(label)
+            if i == 0:
+                ax.text(0.5, 1.02, name, transform=ax.transAxes, ha="center", va="bottom")
+            if i == len(rows) - 1:
+                ax.set_xlabel(xlabel)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot_attribution(summary: pd.DataFrame):
     """Per-sector contributions to the winning logit (top) and to the margin (bottom).
 
     ``summary`` columns: dataset, variant, k, quantity ('winning_logit' or 'margin'), mean, std.
     """
-    datasets = list(dict.fromkeys(summary["dataset"]))
-    variants = list(dict.fromkeys(summary["variant"]))
-    fig, axes = plt.subplots(2, len(datasets), figsize=(3.0 * len(datasets), 4.8), squeeze=False,
-                             sharex=True)
-    for j, name in enumerate(datasets):
-        for row, quantity, label in ((0, "winning_logit", "|contribution| to winning logit"),
-                                     (1, "margin", "contribution to margin")):
-            ax = axes[row, j]
-            part = summary[(summary["dataset"] == name) & (summary["quantity"] == quantity)]
-            _grouped_bars(ax, part, "variant", variants)
-            ax.axhline(0, color="0.3", lw=0.6)
-            if j == 0:
-                ax.set_ylabel(label)
-            if row == 0:
-                ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
-            else:
-                ax.set_xlabel("sector k")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return _bars_by_quantity(summary, [("winning_logit", "|contribution| to winning logit"),
+                                       ("margin", "contribution to margin")],
+                             list(dict.fromkeys(summary["dataset"])),
+                             [v for v in VARIANT_LABELS if v in set(summary["variant"])],
+                             "sector k")
 
 
 def plot_planted(summary: pd.DataFrame, planted_k: int):
@@ -573,22 +581,7 @@ def plot_control_sectors(table: pd.DataFrame, dataset_order: list[str] | None = 
     """
     datasets = list(dict.fromkeys(table["dataset"])) if dataset_order is None else \
         [d for d in dataset_order if d in set(table["dataset"])]
-    variants = [v for v in VARIANT_LABELS if v in set(table["variant"])]
-    fig, axes = plt.subplots(2, len(datasets), figsize=(3.1 * len(datasets), 4.6), squeeze=False,
-                             sharex=True, sharey="row")
-    for j, name in enumerate(datasets):
-        for row, quantity, label in ((0, "robust", "Δ robust accuracy"),
-                                     (1, "clean", "Δ clean accuracy")):
-            ax = axes[row, j]
-            part = table[(table["dataset"] == name) & (table["quantity"] == quantity)]
-            _grouped_bars(ax, part, "variant", variants)
-            ax.axhline(0, color="0.3", lw=0.6)
-            if j == 0:
-                ax.set_ylabel(label)
-            if row == 0:
-                ax.text(0.5, 1.02, name, transform=ax.transAxes, ha="center", va="bottom")
-            else:
-                ax.set_xlabel("sector k projected out")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return _bars_by_quantity(table, [("robust", "Δ robust accuracy"),
+                                     ("clean", "Δ clean accuracy")], datasets,
+                             [v for v in VARIANT_LABELS if v in set(table["variant"])],
+                             "sector k projected out", width=3.1)

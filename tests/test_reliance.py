@@ -1,6 +1,8 @@
 """equivar.reliance: the planted-sector validation, swap bookkeeping, attribution identity."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +10,11 @@ import pytest
 from equivar import data, reliance, sectors
 from equivar.model import ModelConfig, QuantumClassifier, amplitudes
 from equivar.train import ModelSpec, encode, predict, trained
+
+
+# a small sector-resolved model that learns both planted cues
+PLANTED_SPEC = ModelSpec("synthetic", "sector", seed=0, n_train=1000, epochs=6, batch_size=64,
+                         lr=0.03, n_layers=4, scale=30.0)
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +27,7 @@ def synthetic_test():
 @pytest.mark.slow
 def test_planted_sector_validation(synthetic_test):
     """A freshly trained sector-resolved model must name k=0 and the planted k."""
-    spec = ModelSpec("synthetic", "sector", seed=0, n_train=1000, epochs=6, batch_size=64,
-                     lr=0.03, n_layers=4, scale=30.0)
+    spec = PLANTED_SPEC
     model, record = trained(spec, progress=False)
     grids, labels = synthetic_test
     assert (predict(model, amplitudes(grids)) == labels).mean() > 0.9
@@ -36,8 +42,7 @@ def test_planted_sector_validation(synthetic_test):
 @pytest.mark.slow
 def test_planted_check_rejects_a_wrong_expectation(synthetic_test):
     """Negative control: told the pattern sits at k = 1, the check fails on real pairs."""
-    spec = ModelSpec("synthetic", "sector", seed=0, n_train=1000, epochs=6, batch_size=64,
-                     lr=0.03, n_layers=4, scale=30.0)
+    spec = PLANTED_SPEC
     model, _ = trained(spec, progress=False)
     grids, labels = synthetic_test
     check = reliance.planted_sector_check(model, grids, labels, planted_k=1, n_pairs=100)
@@ -49,8 +54,7 @@ def test_planted_check_rejects_a_wrong_expectation(synthetic_test):
 @pytest.mark.slow
 def test_planted_k_reaches_the_data_and_the_model():
     """Data planted at k = 3 is learned and found at k = 3."""
-    spec = ModelSpec("synthetic", "sector", seed=0, n_train=1000, epochs=6, batch_size=64,
-                     lr=0.03, n_layers=4, scale=30.0, planted_k=3)
+    spec = replace(PLANTED_SPEC, planted_k=3)
     model, _ = trained(spec, progress=False)
     x, y = data.load("synthetic", "test", n=400, seed=0, planted_k=3)
     grids, _ = encode(x)
