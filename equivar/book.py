@@ -19,7 +19,7 @@ from pathlib import Path
 from equivar import config, notebooks
 from equivar.cache import atomic_path
 from equivar.plots import project_root
-from equivar.provenance import SOURCES
+from equivar.provenance import SOURCES, show
 
 
 def generated_dir() -> Path:
@@ -89,16 +89,10 @@ def settings_page() -> str:
         for f in dataclasses.fields(cls):
             if f.name == "profile":
                 continue
-            values = [_cell(getattr(per_profile[p], f.name)) for p in config.PROFILES]
+            values = [show(getattr(per_profile[p], f.name)) for p in config.PROFILES]
             lines.append(f"| `{f.name}` | " + " | ".join(values) +
                          f" | {f.metadata['source']} | {f.metadata['why']} |")
     return "\n".join(lines) + "\n"
-
-
-def _cell(value) -> str:
-    if isinstance(value, tuple):
-        return ", ".join(map(str, value))
-    return str(value)
 
 
 def timings_page(chapters_dir: Path | None = None) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 import pennylane as qml
@@ -202,9 +203,8 @@ class QuantumClassifier(torch.nn.Module):
         gen = torch.Generator().manual_seed(int(seed))
         self.weights = torch.nn.Parameter(
             torch.randn(config.weight_shape, generator=gen, dtype=torch.float64))
-        self._transform = None
-        # the layers' PennyLane operations, traced once (see equivar.unitary.CompiledCircuit)
-        self._layers = CompiledCircuit(layers, config.weight_shape, config.n_wires, config)
+        # the layers' PennyLane operations, traced once per config (see CompiledCircuit)
+        self._layers = _compiled_layers(config)
 
     # ----- the circuit as PennyLane operations
     def operations(self, weights=None) -> list:
@@ -213,13 +213,8 @@ class QuantumClassifier(torch.nn.Module):
         return qml.tape.make_qscript(circuit)(w, self.config).operations
 
     def transform_unitary(self) -> torch.Tensor:
-        """The fixed transform's unitary (identity for the baseline), cached."""
-        if self._transform is None:
-            cfg = self.config
-            ops = qml.tape.make_qscript(fourier_transform)(cfg).operations \
-                if cfg.equivariant else []
-            self._transform = unitary(ops, cfg.n_wires)
-        return self._transform
+        """The fixed transform's unitary (identity for the baseline), cached per config."""
+        return _transform_unitary(self.config)
 
     def unitary(self) -> torch.Tensor:
         """The circuit's unitary U (complex128, (2**n, 2**n)), differentiable in the weights."""
@@ -284,6 +279,17 @@ class QuantumClassifier(torch.nn.Module):
             raise ValueError(f"states must have norm at most 1 (amplitude vectors), found "
                              f"{float(norms.max()):.4g}; encode grids with equivar.model.amplitudes")
         return x
+
+
+@lru_cache(maxsize=None)
+def _compiled_layers(config: ModelConfig) -> CompiledCircuit:
+    return CompiledCircuit(layers, config.weight_shape, config.n_wires, config)
+
+
+@lru_cache(maxsize=None)
+def _transform_unitary(config: ModelConfig) -> torch.Tensor:
+    ops = qml.tape.make_qscript(fourier_transform)(config).operations if config.equivariant else []
+    return unitary(ops, config.n_wires)
 
 
 def readout_diagonals(config: ModelConfig) -> torch.Tensor:

@@ -117,6 +117,40 @@ def save_figure(fig, figure_id: str, table: pd.DataFrame, caption: str, chapter:
     return paths
 
 
+# --------------------------------------------------------------------------- layouts
+
+def _grid(n_panels: int, width=3.3, height=2.7, cols=3, **kwargs):
+    cols = min(cols, n_panels)
+    rows = -(-n_panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+                             **kwargs)
+    for ax in axes.flat[n_panels:]:
+        ax.axis("off")
+    return fig, axes
+
+
+def _curve_grid(row_keys, row_labels, datasets, draw, legend_loc: str):
+    """Panels of accuracy-versus-ε curves: one row per key, one column per dataset;
+    ``draw(ax, row_key, dataset)`` plots into each panel."""
+    fig, axes = plt.subplots(len(row_keys), len(datasets),
+                             figsize=(3.2 * len(datasets), 2.5 * len(row_keys)),
+                             squeeze=False, sharey=True, sharex=True)
+    for i, key in enumerate(row_keys):
+        for j, name in enumerate(datasets):
+            ax = axes[i, j]
+            draw(ax, key, name)
+            ax.set_ylim(0, 1)
+            if i == len(row_keys) - 1:
+                ax.set_xlabel("ε (L∞, pixels)")
+            if j == 0:
+                ax.set_ylabel(f"{row_labels.get(key, key)}\naccuracy")
+            if i == 0:
+                ax.text(0.5, 1.02, name, transform=ax.transAxes, ha="center", va="bottom")
+    axes[0, 0].legend(fontsize=7, loc=legend_loc)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- chapter 1
 
 def plot_ring_sampling(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, means: np.ndarray):
@@ -145,10 +179,7 @@ def plot_sector_weights(table: pd.DataFrame):
     ``table`` columns: dataset, class, k, weight_mean, weight_std.
     """
     datasets = list(dict.fromkeys(table["dataset"]))
-    cols = min(3, len(datasets))
-    rows = -(-len(datasets) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.7 * rows), squeeze=False,
-                             sharey=True)
+    fig, axes = _grid(len(datasets), width=3.2, height=2.7, sharey=True)
     for ax, name in zip(axes.flat, datasets):
         part = table[table["dataset"] == name]
         for i, (label, group) in enumerate(part.groupby("class", sort=False)):
@@ -160,8 +191,6 @@ def plot_sector_weights(table: pd.DataFrame):
         ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
     for ax in axes[:, 0]:
         ax.set_ylabel("mean weight w_k")
-    for ax in axes.flat[len(datasets):]:
-        ax.axis("off")
     fig.tight_layout()
     return fig
 
@@ -237,10 +266,7 @@ def plot_follow_rates(summary: pd.DataFrame):
     """
     datasets = list(dict.fromkeys(summary["dataset"]))
     variants = list(dict.fromkeys(summary["variant"]))
-    cols = min(3, len(datasets))
-    rows = -(-len(datasets) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False,
-                             sharey=True)
+    fig, axes = _grid(len(datasets), width=3.4, height=2.6, sharey=True)
     for ax, name in zip(axes.flat, datasets):
         part = summary[summary["dataset"] == name]
         _grouped_bars(ax, part, "variant", variants)
@@ -250,8 +276,6 @@ def plot_follow_rates(summary: pd.DataFrame):
         ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
     for ax in axes[:, 0]:
         ax.set_ylabel("label follows B")
-    for ax in axes.flat[len(datasets):]:
-        ax.axis("off")
     axes.flat[0].legend(fontsize=7, loc="upper center")
     fig.tight_layout()
     return fig
@@ -321,16 +345,6 @@ TARGET_LABELS = {**VARIANT_LABELS, "cnn": "CNN", "mlp": "MLP", "cnn-rot": "CNN +
 # one colour per model across the figures of chapter 3
 TARGET_COLORS = {"cnn": "C0", "mlp": "C1", "cnn-rot": "C2", "west": "C3", "sector": "C4",
                  "baseline": "C5"}
-
-
-def _grid(n_panels: int, width=3.3, height=2.7, cols=3, **kwargs):
-    cols = min(cols, n_panels)
-    rows = -(-n_panels // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
-                             **kwargs)
-    for ax in axes.flat[n_panels:]:
-        ax.axis("off")
-    return fig, axes
 
 
 def plot_accuracy_vs_eps(attacked: pd.DataFrame, noise: pd.DataFrame, source: str):
@@ -428,30 +442,17 @@ def plot_restricted(restricted: pd.DataFrame):
 
     ``restricted`` columns: dataset, target, part, eps, mean, std.
     """
-    datasets = list(dict.fromkeys(restricted["dataset"]))
-    targets = list(dict.fromkeys(restricted["target"]))
-    fig, axes = plt.subplots(len(targets), len(datasets), figsize=(3.2 * len(datasets),
-                                                                   2.5 * len(targets)),
-                             squeeze=False, sharey=True, sharex=True)
     parts = list(dict.fromkeys(restricted["part"]))
-    for i, target in enumerate(targets):
-        for j, name in enumerate(datasets):
-            ax = axes[i, j]
-            for c, part_name in enumerate(parts):
-                part = restricted[(restricted["dataset"] == name) & (restricted["target"] == target)
-                                  & (restricted["part"] == part_name)].sort_values("eps")
-                ax.errorbar(part["eps"], part["mean"], yerr=part["std"], marker="o", ms=2.5,
-                            capsize=2, color=["0.2", "C3", "C0"][c % 3], label=part_name)
-            ax.set_ylim(0, 1)
-            if i == len(targets) - 1:
-                ax.set_xlabel("ε (L∞, pixels)")
-            if j == 0:
-                ax.set_ylabel(f"{TARGET_LABELS.get(target, target)}\naccuracy")
-            if i == 0:
-                ax.text(0.5, 1.02, name, transform=ax.transAxes, ha="center", va="bottom")
-    axes[0, 0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    return fig
+
+    def draw(ax, target, name):
+        for c, part_name in enumerate(parts):
+            part = restricted[(restricted["dataset"] == name) & (restricted["target"] == target)
+                              & (restricted["part"] == part_name)].sort_values("eps")
+            ax.errorbar(part["eps"], part["mean"], yerr=part["std"], marker="o", ms=2.5,
+                        capsize=2, color=["0.2", "C3", "C0"][c % 3], label=part_name)
+
+    return _curve_grid(list(dict.fromkeys(restricted["target"])), TARGET_LABELS,
+                       list(dict.fromkeys(restricted["dataset"])), draw, "lower left")
 
 
 def plot_logit_change(change: pd.DataFrame):
@@ -508,30 +509,16 @@ def plot_robust_vs_eps(table: pd.DataFrame, models: list[str]):
 
     ``table`` columns: dataset, variant, model, eps, mean, std.
     """
-    datasets = list(dict.fromkeys(table["dataset"]))
-    variants = list(dict.fromkeys(table["variant"]))
-    fig, axes = plt.subplots(len(variants), len(datasets), figsize=(3.3 * len(datasets),
-                                                                    2.6 * len(variants)),
-                             squeeze=False, sharey=True, sharex=True)
-    for i, variant in enumerate(variants):
-        for j, name in enumerate(datasets):
-            ax = axes[i, j]
-            for c, model in enumerate(models):
-                part = table[(table["dataset"] == name) & (table["variant"] == variant)
-                             & (table["model"] == model)].sort_values("eps")
-                ax.plot(part["eps"], part["mean"], marker="o", ms=2.5, color=f"C{c}", label=model)
-                ax.fill_between(part["eps"], part["mean"] - part["std"], part["mean"] + part["std"],
-                                color=f"C{c}", alpha=0.15, lw=0)
-            ax.set_ylim(0, 1)
-            if i == len(variants) - 1:
-                ax.set_xlabel("ε (L∞, pixels)")
-            if j == 0:
-                ax.set_ylabel(f"{VARIANT_LABELS.get(variant, variant)}\naccuracy")
-            if i == 0:
-                ax.text(0.5, 1.02, name, transform=ax.transAxes, ha="center", va="bottom")
-    axes[0, 0].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    return fig
+    def draw(ax, variant, name):
+        for c, model in enumerate(models):
+            part = table[(table["dataset"] == name) & (table["variant"] == variant)
+                         & (table["model"] == model)].sort_values("eps")
+            ax.plot(part["eps"], part["mean"], marker="o", ms=2.5, color=f"C{c}", label=model)
+            ax.fill_between(part["eps"], part["mean"] - part["std"], part["mean"] + part["std"],
+                            color=f"C{c}", alpha=0.15, lw=0)
+
+    return _curve_grid(list(dict.fromkeys(table["variant"])), VARIANT_LABELS,
+                       list(dict.fromkeys(table["dataset"])), draw, "upper right")
 
 
 def plot_tradeoff(summary: pd.DataFrame, eps: float):

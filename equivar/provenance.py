@@ -47,11 +47,12 @@ def _rows(obj, prefix):
             continue
         if "source" not in f.metadata:
             continue
-        yield {"setting": prefix + f.name, "value": _show(value), "source": f.metadata["source"],
+        yield {"setting": prefix + f.name, "value": show(value), "source": f.metadata["source"],
                "why": f.metadata["why"]}
 
 
-def _show(value):
+def show(value) -> str:
+    """A setting's value as text (tuples comma-separated)."""
     if isinstance(value, tuple):
         return ", ".join(str(v) for v in value)
     return str(value)

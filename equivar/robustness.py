@@ -76,19 +76,12 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     seeds = [settings.seed + i for i in range(settings.n_seeds)]
     rows = {"clean": [], "robust": [], "equivalence": []}
     jobs = [(d, s, v) for d in names for s in seeds for v in settings.variants]
+    loaded = {}  # (dataset, seed) -> test images, labels and chapter 3's adversarial sets
     for dataset, seed, variant in tqdm(jobs, desc="models", disable=not progress):
-        n = min(transfer.n_attack, data.split_size(dataset, "test"))
-        images, labels = data.load(dataset, "test", n=n, seed=transfer.seed)
-        adversarial = {}
-        for kind in transfer.surrogates:
-            spec = attacks.SurrogateSpec(dataset, kind, seed, transfer.surrogate_n_train,
-                                         transfer.surrogate_epochs)
-            surrogate, _ = attacks.train_surrogate(spec)
-            for attack in transfer.attacks:
-                for eps in transfer.epsilons:
-                    adversarial[(kind, attack, eps)] = attacks.adversarial_set(
-                        surrogate, asdict(spec), images, labels, attack, eps,
-                        transfer.pgd_steps, transfer.pgd_step_factor, seed)
+        if (dataset, seed) not in loaded:
+            loaded.clear()
+            loaded[(dataset, seed)] = _adversarial_sets(transfer, dataset, seed)
+        images, labels, adversarial = loaded[(dataset, seed)]
         for label, group, spec in model_grid(settings, dataset, variant, seed):
             model, record = trained(spec, progress=False)
             pipe = attacks.QuantumPipeline(model, spec.grid_filter())
@@ -110,6 +103,24 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     out["notes"] = pd.DataFrame([{"dataset": k, "note": v} for k, v in notes.items()],
                                 columns=["dataset", "note"])
     return out
+
+
+def _adversarial_sets(transfer, dataset: str, seed: int):
+    """Chapter 3's attacked test images of ``dataset`` and its stored adversarial sets from
+    every classical surrogate of ``seed``: (images, labels, {(source, attack, eps): images})."""
+    n = min(transfer.n_attack, data.split_size(dataset, "test"))
+    images, labels = data.load(dataset, "test", n=n, seed=transfer.seed)
+    adversarial = {}
+    for kind in transfer.surrogates:
+        spec = attacks.SurrogateSpec(dataset, kind, seed, transfer.surrogate_n_train,
+                                     transfer.surrogate_epochs)
+        surrogate, _ = attacks.train_surrogate(spec)
+        for attack in transfer.attacks:
+            for eps in transfer.epsilons:
+                adversarial[(kind, attack, eps)] = attacks.adversarial_set(
+                    surrogate, asdict(spec), images, labels, attack, eps, transfer.pgd_steps,
+                    transfer.pgd_step_factor, seed)
+    return images, labels, adversarial
 
 
 def robust_summary(results, eps: float, attack: str = "pgd") -> pd.DataFrame:

@@ -98,24 +98,31 @@ def sector_partners(k: int, n_angles: int) -> list[int]:
     return sorted({k, (n_angles - k) % n_angles})
 
 
+def scale_modes(grids, factors):
+    """Grids with angular mode k of every ring multiplied by ``factors[k]`` (not
+    renormalised); real when the input is real and the factors respect k ↔ N-k."""
+    xh = angular_dft(grids)
+    factors = np.asarray(factors, dtype=np.float64)
+    if torch.is_tensor(xh):
+        out = inverse_angular_dft(xh * torch.as_tensor(factors))
+        return out.real if not torch.is_complex(grids) else out
+    out = inverse_angular_dft(xh * factors)
+    return out.real if not np.iscomplexobj(grids) else out
+
+
 def keep_sectors(grids, keep):
     """Grids with every angular mode outside ``keep`` set to zero (not renormalised).
 
     ``keep``: iterable of k. For real grids pass both k and N-k (see :func:`sector_partners`)
     to stay real; the result is returned real when the input is real.
     """
-    xh = angular_dft(grids)
-    n = xh.shape[-1]
-    mask = np.zeros(n, dtype=bool)
+    n = grids.shape[-1]
+    mask = np.zeros(n)
     for k in keep:
         if not 0 <= int(k) < n:
             raise ValueError(f"sector k must be in 0..{n - 1}, got {k}")
-        mask[int(k)] = True
-    if torch.is_tensor(xh):
-        out = inverse_angular_dft(xh * torch.as_tensor(mask, dtype=xh.real.dtype))
-        return out.real if not torch.is_complex(grids) else out
-    out = inverse_angular_dft(xh * mask)
-    return out.real if not np.iscomplexobj(grids) else out
+        mask[int(k)] = 1.0
+    return scale_modes(grids, mask)
 
 
 # ---------------------------------------------------------------- operator side (numpy, D×D)

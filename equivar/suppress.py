@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from equivar import sectors
 from equivar.model import amplitudes
@@ -45,15 +44,9 @@ class SectorFilter:
     def scale(self, grids):
         """Grids with modes {k, N-k} multiplied by alpha (real in, real out)."""
         n = grids.shape[-1]
-        modes = sectors.sector_partners(self.k, n)
         factor = np.ones(n)
-        factor[modes] = self.alpha
-        spectra = sectors.angular_dft(grids)
-        if torch.is_tensor(spectra):
-            out = sectors.inverse_angular_dft(spectra * torch.as_tensor(factor))
-        else:
-            out = sectors.inverse_angular_dft(spectra * factor)
-        return out.real
+        factor[sectors.sector_partners(self.k, n)] = self.alpha
+        return sectors.scale_modes(grids, factor)
 
     def states(self, grids):
         """Encoded states (n, R·N) of ring grids (n, R, N), numpy or torch."""

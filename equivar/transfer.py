@@ -11,7 +11,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from equivar import attacks, data, sectors
+from equivar import attacks, data, rings, sectors
 from equivar.config import SAMPLING
 from equivar.reliance import summarise
 
@@ -250,7 +250,7 @@ def examples(settings, dataset: str, n: int = 3, source: str = "cnn", attack: st
     captions = [f"{names[labels[i]]}\n{source}: {names[pred['surrogate'][1][i]]}\n"
                 f"sector-res.: {names[pred['sector'][0][i]]} → {names[pred['sector'][1][i]]}"
                 for i in pick]
-    means = lambda x: SAMPLING.sample(x).mean(-1)
+    means = lambda x: rings.ring_means(SAMPLING.sample(x))
     return {"clean": images[pick], "adversarial": adv[pick], "labels": labels[pick],
             "means_clean": means(images[pick]), "means_adversarial": means(adv[pick]),
             "captions": captions}
