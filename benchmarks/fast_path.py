@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from equivar import data, rings
-from equivar.model import ModelConfig, QuantumClassifier, amplitudes, readout_diagonals
+from equivar import data
+from equivar.core import rings
+from equivar.core.model import ModelConfig, QuantumClassifier, amplitudes, readout_diagonals
 
 
 def best_time(fn, repeats: int, min_seconds: float = 0.2) -> float:

@@ -23,14 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pooch
 import torch
 
-
-def cache_root() -> Path:
-    """Root of equivar's caches: ``$EQUIVAR_CACHE_DIR`` or the user cache (``~/.cache/equivar``)."""
-    env = os.environ.get("EQUIVAR_CACHE_DIR")
-    return Path(env) if env else Path(pooch.os_cache("equivar"))
+from equivar.paths import cache_root
 
 
 @contextlib.contextmanager
@@ -63,18 +58,17 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 # ----------------------------------------------------------------- result cache
 
-# Modules whose code determines cached results: any change to them invalidates the cache.
-CODE_MODULES = ("data", "rings", "model", "unitary", "train", "sectors", "attacks", "suppress")
+# Subpackages whose code determines cached results: any change to them invalidates the cache.
+CODE_PACKAGES = ("core", "data", "learn", "adversary")
 
 
 def code_digest() -> str:
-    """SHA-256 over the source of :data:`CODE_MODULES` (those that exist)."""
+    """SHA-256 over the source files of :data:`CODE_PACKAGES`."""
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in CODE_MODULES:
-        path = here / f"{name}.py"
-        if path.exists():
-            digest.update(name.encode())
+    for package in CODE_PACKAGES:
+        for path in sorted((here / package).glob("*.py")):
+            digest.update(f"{package}/{path.name}".encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -16,8 +16,9 @@ import argparse
 import platform
 import sys
 
-from equivar import book, cache, data, notebooks
-from equivar.config import PROFILES
+from equivar.book import notebooks, site as book
+from equivar import cache, data
+from equivar.settings import PROFILES
 
 def _params(pairs: list[str]) -> dict[str, object]:
     params = {}
@@ -106,7 +107,7 @@ def _data(args) -> int:
 
 
 def _env(args) -> int:
-    from equivar.plots import versions
+    from equivar.book.plots import versions
 
     print(f"python {platform.python_version()} ({platform.platform(terse=True)})")
     for name, version in versions().items():

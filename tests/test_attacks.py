@@ -1,4 +1,4 @@
-"""equivar.attacks: ε bound, clipping, determinism, torchattacks vs a hand-written PGD,
+"""equivar.adversary.attacks: ε bound, clipping, determinism, torchattacks vs a hand-written PGD,
 the differentiable quantum pipeline, surrogates and the sector view of perturbations."""
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from equivar import attacks, data, sectors
-from equivar.config import SAMPLING
-from equivar.model import ModelConfig, QuantumClassifier, amplitudes
+from equivar.adversary import attacks
+from equivar import data
+from equivar.core import sectors
+from equivar.core.model import ModelConfig, QuantumClassifier, amplitudes
+from equivar.core.rings import sample_grid
+from equivar.learn import surrogates
+from equivar.core.pipeline import QuantumPipeline
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +22,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def cnn():
-    model, _ = attacks.train_surrogate(attacks.SurrogateSpec("digits", "cnn", 0, 1438, 30))
+    model, _ = surrogates.train_surrogate(surrogates.SurrogateSpec("digits", "cnn", 0, 1438, 30))
     return model
 
 
@@ -61,7 +65,7 @@ class TestCrafting:
         x, y = digits
         adv = attacks.craft(cnn, x, y, "pgd", 0.2)
         noisy = attacks.noise(x, 0.2, "sign")
-        acc = lambda imgs: (attacks.predict_images(cnn, imgs) == y).mean()
+        acc = lambda imgs: (surrogates.predict_images(cnn, imgs) == y).mean()
         assert acc(adv) < acc(noisy) - 0.2
 
     @pytest.mark.parametrize("kwargs,match", [(dict(attack="cw"), "attack must be one of"),
@@ -89,26 +93,26 @@ class TestQuantumPipeline:
     def test_equals_sampling_then_model(self, digits, atol):
         x, _ = digits
         model = QuantumClassifier(ModelConfig(variant="sector", n_layers=2), seed=0)
-        pipe = attacks.QuantumPipeline(model)
-        direct = model(amplitudes(SAMPLING.sample(x)))
+        pipe = QuantumPipeline(model)
+        direct = model(amplitudes(sample_grid(x)))
         assert (pipe(torch.as_tensor(x)[:, None]) - direct).abs().max() < atol
 
     def test_pixel_gradients_are_exact(self, digits):
         x, y = digits
         model = QuantumClassifier(ModelConfig(variant="west", n_layers=2), seed=0)
-        pipe = attacks.QuantumPipeline(model)
+        pipe = QuantumPipeline(model)
         img = torch.tensor(x[:2], dtype=torch.float64, requires_grad=True)
         f = lambda t: torch.nn.functional.cross_entropy(pipe(t), torch.as_tensor(y[:2]))
         assert torch.autograd.gradcheck(f, (img,), eps=1e-6, atol=1e-7)
 
     def test_bad_image_shape(self, digits):
-        pipe = attacks.QuantumPipeline(QuantumClassifier(ModelConfig(n_layers=1), seed=0))
+        pipe = QuantumPipeline(QuantumClassifier(ModelConfig(n_layers=1), seed=0))
         with pytest.raises(ValueError, match=r"images must have shape \(N, H, W\)"):
             pipe(torch.zeros(2, 3, 8, 8))
 
     def test_invariant_to_rot90_of_pixels(self, digits, atol):
         x, _ = digits
-        pipe = attacks.QuantumPipeline(QuantumClassifier(ModelConfig(n_layers=2), seed=1))
+        pipe = QuantumPipeline(QuantumClassifier(ModelConfig(n_layers=2), seed=1))
         a = pipe(torch.as_tensor(x))
         b = pipe(torch.as_tensor(np.rot90(x, axes=(1, 2)).copy()))
         assert (a - b).abs().max() < atol
@@ -117,25 +121,25 @@ class TestQuantumPipeline:
 class TestSurrogates:
     def test_cnn_learns(self, cnn):
         x, y = data.load("digits", "test")
-        assert (attacks.predict_images(cnn, x) == y).mean() > 0.8
+        assert (surrogates.predict_images(cnn, x) == y).mean() > 0.8
 
     def test_training_is_cached_and_deterministic(self):
-        spec = attacks.SurrogateSpec("digits", "mlp", 1, 300, 2)
-        a, rec_a = attacks.train_surrogate(spec)
-        b, rec_b = attacks.train_surrogate(spec)
+        spec = surrogates.SurrogateSpec("digits", "mlp", 1, 300, 2)
+        a, rec_a = surrogates.train_surrogate(spec)
+        b, rec_b = surrogates.train_surrogate(spec)
         assert rec_b["cached"] and rec_a["loss"] == rec_b["loss"]
         for (_, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
             assert torch.equal(pa, pb)
 
     def test_rotation_matches_rot90(self, digits):
         x, _ = digits
-        turned = attacks.rotate_images(torch.as_tensor(x)[:, None],
+        turned = surrogates.rotate_images(torch.as_tensor(x)[:, None],
                                        torch.full((len(x),), np.pi / 2))[:, 0].numpy()
         assert np.abs(turned - np.rot90(x, axes=(1, 2))).max() < 1e-5
 
     def test_unknown_kind(self):
         with pytest.raises(ValueError, match="surrogate kind must be one of"):
-            attacks.SurrogateSpec("digits", "resnet", 0, 10, 1)
+            surrogates.SurrogateSpec("digits", "resnet", 0, 10, 1)
 
 
 class TestAdversarialSets:
@@ -158,7 +162,7 @@ class TestSectorView:
         shares = attacks.sector_energy_share(x, noisy)
         assert np.allclose(shares.sum(1), 1)
         # encoded: the DFT power of the change of the normalised state, folded
-        a, b = (sectors.normalise(SAMPLING.sample(v)) for v in (x, noisy))
+        a, b = (sectors.normalise(sample_grid(v)) for v in (x, noisy))
         power = (np.abs(sectors.angular_dft(b - a)) ** 2).sum(-2)
         assert np.abs(shares - sectors.fold_weights(power) / power.sum(-1, keepdims=True)).max() < atol
         # grid level: adding a constant to every pixel is a pure ring-mean change
@@ -170,11 +174,11 @@ class TestSectorView:
     def test_restricted_parts_add_up(self, digits, atol):
         x, _ = digits
         adv = attacks.noise(x, 0.1, "uniform", seed=2)
-        g0 = SAMPLING.sample(x)
+        g0 = sample_grid(x)
         full = attacks.restricted(x, adv, range(5))
         k0 = attacks.restricted(x, adv, [0])
         rest = attacks.restricted(x, adv, range(1, 5))
-        assert np.abs(full - SAMPLING.sample(adv)).max() < atol
+        assert np.abs(full - sample_grid(adv)).max() < atol
         assert np.abs((k0 - g0) + (rest - g0) - (full - g0)).max() < atol
         assert np.abs(sectors.ring_means(rest - g0)).max() < atol
 
@@ -184,6 +188,6 @@ class TestSectorView:
         adv = attacks.noise(x, 0.1, "sign")
         change = attacks.logit_change_by_sector(model, x, adv, y)
         with torch.no_grad():
-            direct = (model(amplitudes(SAMPLING.sample(adv))) -
-                      model(amplitudes(SAMPLING.sample(x))))[np.arange(len(y)), y].numpy()
+            direct = (model(amplitudes(sample_grid(adv))) -
+                      model(amplitudes(sample_grid(x))))[np.arange(len(y)), y].numpy()
         assert np.abs(change.sum(1) - direct).max() < atol

@@ -1,4 +1,4 @@
-"""equivar.book and the book's configuration: generated pages, toc, pins."""
+"""equivar.book.site and the book's configuration: generated pages, toc, pins."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from equivar import book, config, notebooks
-from equivar.plots import project_root
+from equivar.book import notebooks, site as book
+from equivar import settings
+from equivar.book.plots import project_root
 
 ROOT = project_root()
 

@@ -1,4 +1,4 @@
-"""equivar.cli and equivar.notebooks: argument checking before any work starts."""
+"""equivar.cli and equivar.book.notebooks: argument checking before any work starts."""
 from __future__ import annotations
 
 import subprocess
@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from equivar import cli, notebooks
+from equivar import cli
+from equivar.book import notebooks
 
 
 @pytest.mark.parametrize("argv,match", [

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from equivar import data, rings, sectors
+from equivar import data
+from equivar.core import rings, sectors
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 

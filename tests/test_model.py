@@ -1,4 +1,4 @@
-"""equivar.model: fast path = QNode, exact invariance, analytic cases, errors."""
+"""equivar.core.model: fast path = QNode, exact invariance, analytic cases, errors."""
 from __future__ import annotations
 
 import itertools
@@ -8,11 +8,12 @@ import pennylane as qml
 import pytest
 import torch
 
-from equivar import data, rings, sectors
-from equivar.model import (READOUTS, VARIANTS, ModelConfig, QuantumClassifier, amplitudes,
+from equivar import data
+from equivar.core import rings, sectors
+from equivar.core.model import (READOUTS, VARIANTS, ModelConfig, QuantumClassifier, amplitudes,
                            assert_invariant, bit_reverse, fourier_transform, invariance_deviation,
                            rotate_states)
-from equivar.unitary import unitary
+from equivar.core.unitary import unitary
 from tests.conftest import random_state
 
 ALL = [(v, r) for v, r in itertools.product(VARIANTS, READOUTS)]
@@ -231,3 +232,19 @@ class TestEncodingAndErrors:
         a, b = QuantumClassifier(ModelConfig(), seed=7), QuantumClassifier(ModelConfig(), seed=7)
         assert torch.equal(a.weights, b.weights)
         assert not torch.equal(a.weights, QuantumClassifier(ModelConfig(), seed=8).weights)
+
+    def test_float32_unit_vectors_are_accepted_and_agree_with_float64(self, rng):
+        # regression: the norm check was tighter than float32 precision ("found 1")
+        model = QuantumClassifier(ModelConfig(n_layers=2), seed=0)
+        states = amplitudes(rng.random((64, 16, 8)))
+        single = model(torch.as_tensor(states.astype(np.float32))).detach()
+        double = model(torch.as_tensor(states)).detach()
+        assert (single - double).abs().max() < 1e-4
+        with pytest.raises(ValueError, match="norm at most 1"):
+            model(torch.as_tensor(1.001 * states.astype(np.float32)))
+
+    def test_empty_batch(self):
+        # regression: amplitudes failed on zero grids while forward and predict accept them
+        states = amplitudes(np.zeros((0, 16, 8)))
+        assert states.shape == (0, 128)
+        assert QuantumClassifier(ModelConfig(), seed=0)(torch.as_tensor(states)).shape == (0, 10)

@@ -11,7 +11,7 @@ import time
 import nbformat
 import pytest
 
-from equivar import notebooks
+from equivar.book import notebooks
 
 CHAPTERS = notebooks.chapters()
 FIGURE = re.compile(r"```\{figure\}[^\n]*\n:name: (?P<name>[^\n]+)\n(?::[^\n]*\n)*\n"

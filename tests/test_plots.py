@@ -1,4 +1,4 @@
-"""equivar.plots: figure files, determinism, metadata."""
+"""equivar.book.plots: figure files, determinism, metadata."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from equivar import config, plots  # noqa: E402
+from equivar import paths, settings as chapter_settings
+from equivar.book import plots  # noqa: E402
 
 
 def make_figure():
@@ -22,7 +23,7 @@ def make_figure():
 
 def test_save_figure_writes_four_files_deterministically(tmp_path):
     table = pd.DataFrame({"x": np.arange(5), "y": np.arange(5) ** 2})
-    settings = config.TwirlSettings.for_profile("smoke")
+    settings = chapter_settings.TwirlSettings.for_profile("smoke")
     first = plots.save_figure(make_figure(), "fig-test-thing", table, "A caption.", "test",
                               settings, tmp_path / "a")
     second = plots.save_figure(make_figure(), "fig-test-thing", table, "A caption.", "test",
@@ -52,7 +53,7 @@ def test_bad_figure_id(bad, tmp_path):
 
 def test_figures_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv("EQUIVAR_FIGURES_DIR", raising=False)
-    assert plots.figures_dir() == plots.project_root() / "book" / "figures"
+    assert paths.figures_dir() == paths.project_root() / "book" / "figures"
     monkeypatch.setenv("EQUIVAR_FIGURES_DIR", str(tmp_path))
-    assert plots.figures_dir() == tmp_path
-    assert plots.figures_dir(tmp_path / "x") == tmp_path / "x"
+    assert paths.figures_dir() == tmp_path
+    assert paths.figures_dir(tmp_path / "x") == tmp_path / "x"

@@ -1,4 +1,4 @@
-"""equivar.reliance: the planted-sector validation, swap bookkeeping, attribution identity."""
+"""equivar.studies.reliance: the planted-sector validation, swap bookkeeping, attribution identity."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equivar import data, reliance, sectors
-from equivar.model import ModelConfig, QuantumClassifier, amplitudes
-from equivar.train import ModelSpec, encode, predict, trained
+from equivar import data
+from equivar.studies import reliance
+from equivar.core import sectors
+from equivar.core.model import ModelConfig, QuantumClassifier, amplitudes
+from equivar.learn.train import ModelSpec, encode, predict, trained
 
 
 # a small sector-resolved model that learns both planted cues

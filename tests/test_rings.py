@@ -1,11 +1,12 @@
-"""equivar.rings: the sampling grid, exact C_4 symmetry on pixels, the C_N action."""
+"""equivar.core.rings: the sampling grid, exact C_4 symmetry on pixels, the C_N action."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from equivar import data, rings
+from equivar import data
+from equivar.core import rings
 
 
 @pytest.fixture

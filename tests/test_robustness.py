@@ -1,27 +1,29 @@
-"""equivar.robustness and equivar.transfer: bookkeeping of the chapter studies."""
+"""equivar.studies.robustness and equivar.studies.transfer: bookkeeping of the chapter studies."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from equivar import config, robustness, transfer
+from equivar import settings
+from equivar.learn.train import ModelSpec
+from equivar.studies import robustness, transfer
 
 
 def test_model_grid_reuses_chapter_two_models():
-    s = config.SuppressionSettings.for_profile("default")
+    s = settings.SuppressionSettings.for_profile("default")
     grid = robustness.model_grid(s, "fashion-mnist", "sector", 1)
     labels = [label for label, _, _ in grid]
     assert labels[0] == "none"
-    assert grid[0][2] == s.model_settings().model_spec("fashion-mnist", "sector", 1)
+    assert grid[0][2] == ModelSpec.from_settings(s.model_settings(), "fashion-mnist", "sector", 1)
     assert {"k=0 × 0.5", "k=0 × 0", "project out k=3", "adversarial training"} <= set(labels)
     adv = dict((label, spec) for label, _, spec in grid)["adversarial training"]
     assert adv.augment == "pgd" and adv.augment_surrogate[0] == "cnn"
 
 
 def test_settings_share_training_and_attacks():
-    s = config.SuppressionSettings.for_profile("paper", seed=2)
-    assert s.model_settings() == config.RelianceSettings.for_profile("paper", seed=2, n_seeds=3)
+    s = settings.SuppressionSettings.for_profile("paper", seed=2)
+    assert s.model_settings() == settings.RelianceSettings.for_profile("paper", seed=2, n_seeds=3)
     t = s.transfer_settings()
     assert t.seed == 2 and t.n_seeds == 3 and t.datasets == s.datasets
 
@@ -56,7 +58,7 @@ def test_conclusion_table_arithmetic():
     assert row["best control: drop change"] == pytest.approx((0.75 - 0.41) - 0.4)
     assert row["adversarial training: drop change"] == pytest.approx((0.78 - 0.5) - 0.4)
     assert robustness.more_robust(row, g)
-    text = robustness.conclusion_markdown(table, 0.1, config.SuppressionSettings.for_profile("smoke"))
+    text = robustness.conclusion_markdown(table, 0.1, settings.SuppressionSettings.for_profile("smoke"))
     assert "in 1 of 1" in text and "+0.200" in text and "-0.300" in text
 
 
@@ -67,7 +69,7 @@ def test_sector_effects():
 
 
 def test_success_rate():
-    from equivar import attacks
+    from equivar.adversary import attacks
 
     labels = np.array([0, 1, 2, 3])
     assert attacks.success_rate([0, 1, 2, 0], [0, 2, 2, 0], labels) == pytest.approx(1 / 3)

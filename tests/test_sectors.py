@@ -1,12 +1,13 @@
-"""equivar.sectors: the twirl, sector blocks and their closed forms, against naive references."""
+"""equivar.core.sectors: the twirl, sector blocks and their closed forms, against naive references."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from equivar import data, rings, sectors
-from equivar.model import ModelConfig, QuantumClassifier, amplitudes
+from equivar import data
+from equivar.core import rings, sectors
+from equivar.core.model import ModelConfig, QuantumClassifier, amplitudes
 
 N_RAD, N_ANG = 4, 3
 R, N = 16, 8

@@ -1,13 +1,14 @@
-"""equivar.train: determinism, learning on planted data, label validation."""
+"""equivar.learn.train: determinism, learning on planted data, label validation."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from equivar import data, rings
-from equivar.model import ModelConfig, QuantumClassifier, amplitudes
-from equivar.train import TrainConfig, accuracy, check_labels, fit, predict
+from equivar import data
+from equivar.core import rings
+from equivar.core.model import ModelConfig, QuantumClassifier, amplitudes
+from equivar.learn.train import TrainConfig, accuracy, check_labels, fit, predict
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_trained_models_are_cached_and_keyed_by_every_setting(monkeypatch, tmp_p
     from dataclasses import replace
 
     from equivar import cache
-    from equivar.train import ModelSpec, trained
+    from equivar.learn.train import ModelSpec, trained
 
     monkeypatch.setenv("EQUIVAR_CACHE_DIR", str(tmp_path))
     spec = ModelSpec("synthetic", "west", 0, 64, 1, 32, 0.03, 1, 30.0)
@@ -59,7 +60,8 @@ def test_trained_models_are_cached_and_keyed_by_every_setting(monkeypatch, tmp_p
     assert not rec_a["cached"] and rec_b["cached"] and torch.equal(a.weights, b.weights)
     for change in (dict(seed=1), dict(epochs=2), dict(suppress_alpha=0.5), dict(planted_k=3),
                    dict(augment="gaussian", augment_strength=0.1)):
-        _, rec = trained(replace(spec, **change), progress=False)
+        identity = (lambda x, y: (x, y)) if "augment" in change else None
+        _, rec = trained(replace(spec, **change), progress=False, augmentation=identity)
         assert not rec["cached"], change
     keys = [e["key"] for e in cache.entries()]
     assert len(keys) == len(set(keys)) == 6

@@ -1,17 +1,18 @@
-"""equivar.transforms: each transformation keeps exactly what it says it keeps."""
+"""equivar.core.transforms: each transformation keeps exactly what it says it keeps."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from equivar import data, sectors, transforms
-from equivar.config import SAMPLING
+from equivar import data
+from equivar.core import sectors, transforms
+from equivar.core.rings import sample_grid
 
 
 @pytest.fixture(scope="module")
 def grids():
     x, _ = data.load("fashion-mnist", "test", n=8, seed=4)
-    return SAMPLING.sample(x)
+    return sample_grid(x)
 
 
 def power(g):

@@ -1,4 +1,4 @@
-"""equivar.unitary: compiled unitaries equal qml.matrix, values and gradients."""
+"""equivar.core.unitary: compiled unitaries equal qml.matrix, values and gradients."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pennylane as qml
 import pytest
 import torch
 
-from equivar.unitary import CompiledCircuit, unitary
+from equivar.core.unitary import CompiledCircuit, unitary
 
 
 def reference(ops, n):

@@ -1,17 +1,14 @@
-"""Suppressing a symmetry sector, and the reference defences (chapter 4).
+"""Sector filters: scale one symmetry sector of every ring's angular spectrum (chapter 4).
 
 A :class:`SectorFilter` scales sector k (with its partner N-k) of every ring's angular DFT by
 α. It commutes with the rotations, so a filtered model stays exactly invariant. The three
-mechanisms of chapter 4 are filters on sector 0 (the ring means):
+suppression mechanisms of chapter 4 are filters on sector 0 (the ring means):
 
 * (a) **input projection**: α = 0, then renormalise (each ring's mean subtracted);
 * (b) **down-weighting**: 0 < α < 1, then renormalise;
 * (c) **readout projection**: the observable M_c replaced by P M_c P with P = 1 - Π_0, i.e.
   α = 0 *after* normalising, without renormalising. For one set of weights
   f^(c)(x) = ‖Pψ‖² f^(a)(x): the same predictions, logits scaled per input.
-
-The reference defences augment the training set with Gaussian-noise copies or with PGD
-examples crafted on a classical surrogate.
 """
 from __future__ import annotations
 
@@ -19,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from equivar import sectors
-from equivar.model import amplitudes
+from equivar.core import sectors
+from equivar.core.model import amplitudes
 
 
 @dataclass(frozen=True)
@@ -64,24 +61,3 @@ def projector_off_sector(n_rad: int, n_ang: int, k: int = 0) -> np.ndarray:
     proj = sectors.sector_projectors(n_rad, n_ang)
     modes = sectors.sector_partners(k, 2 ** n_ang)
     return np.eye(proj.shape[-1]) - sum(proj[m] for m in modes)
-
-
-def augmented_training_set(images, labels, kind: str, strength: float, seed: int,
-                           surrogate=None, steps: int = 20, step_factor: float = 2.5):
-    """The training images plus one perturbed copy of each: ``kind`` is ``"gaussian"``
-    (σ = strength, clipped to [0, 1]) or ``"pgd"`` (ε = strength, crafted on ``surrogate``)."""
-    from equivar import attacks
-
-    images = np.asarray(images, dtype=np.float32)
-    if kind == "gaussian":
-        rng = np.random.default_rng([seed, 7])
-        extra = np.clip(images + strength * rng.standard_normal(images.shape), 0, 1)
-    elif kind == "pgd":
-        if surrogate is None:
-            raise ValueError("adversarial training needs a surrogate to craft PGD examples on")
-        extra = attacks.craft(surrogate, images, labels, "pgd", strength, steps, step_factor,
-                              seed=seed + 1000)
-    else:
-        raise ValueError(f"augmentation must be 'gaussian' or 'pgd', got {kind!r}")
-    return (np.concatenate([images, extra.astype(np.float32)]),
-            np.concatenate([np.asarray(labels), np.asarray(labels)]))

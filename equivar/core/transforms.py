@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from equivar import rings, sectors
+from equivar.core import rings, sectors
 
 
 def global_rotation(grids, rng):

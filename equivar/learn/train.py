@@ -1,6 +1,6 @@
 """Training and evaluation of the quantum classifiers (Adam, minibatches, fixed seeds).
 
-``fit`` trains on amplitude vectors (from :func:`equivar.model.amplitudes`), shuffling with its
+``fit`` trains on amplitude vectors (from :func:`equivar.core.model.amplitudes`), shuffling with its
 own seeded generator so that a run is reproducible; ``accuracy`` and ``predict`` evaluate in
 batches without gradients. ``trained(ModelSpec(...))`` trains once and reuses the weights from
 the result cache afterwards (chapters 2-4 share models this way).
@@ -15,8 +15,10 @@ from tqdm import tqdm
 
 from equivar import data
 from equivar.cache import cached
-from equivar.config import SAMPLING
-from equivar.model import ModelConfig, QuantumClassifier, amplitudes
+from equivar.core.filters import SectorFilter
+from equivar.core.model import ModelConfig, QuantumClassifier, amplitudes
+from equivar.core.rings import sample_grid
+from equivar.settings import SAMPLING
 
 
 @dataclass(frozen=True)
@@ -121,11 +123,8 @@ def accuracy(model: QuantumClassifier, states, labels) -> float:
 def encode(images) -> tuple[np.ndarray, np.ndarray]:
     """Images (n, H, W) → ring grids (n, R, N) with the book's sampling, and their amplitude
     vectors (n, R·N)."""
-    grids = SAMPLING.sample(images)
+    grids = sample_grid(images)
     return grids, amplitudes(grids)
-
-
-ADVERSARIAL_TRAINING_SEED_OFFSET = 1000
 
 
 @dataclass(frozen=True)
@@ -153,10 +152,15 @@ class ModelSpec:
     # the synthetic data's planted angular frequency (ignored for the other datasets)
     planted_k: int = 2
 
-    def grid_filter(self):
-        """The :class:`equivar.suppress.SectorFilter` applied to this model's inputs."""
-        from equivar.suppress import SectorFilter
+    @classmethod
+    def from_settings(cls, settings, dataset: str, variant: str, seed: int) -> "ModelSpec":
+        """The spec of one model trained with chapter 2's settings
+        (a :class:`equivar.settings.RelianceSettings`)."""
+        return cls(dataset, variant, seed, settings.n_train, settings.epochs, settings.batch_size,
+                   settings.lr, settings.n_layers, settings.scale, planted_k=settings.planted_k)
 
+    def grid_filter(self):
+        """The :class:`equivar.core.filters.SectorFilter` applied to this model's inputs."""
         return SectorFilter(self.suppress_k, self.suppress_alpha, self.suppress_renormalise)
 
     def config(self) -> ModelConfig:
@@ -180,34 +184,26 @@ def training_data(dataset: str, n_train: int, seed: int, planted_k: int = 2):
                      seed=seed)
 
 
-def trained(spec: ModelSpec, progress: bool = True) -> tuple[QuantumClassifier, dict]:
+def trained(spec: ModelSpec, progress: bool = True,
+            augmentation=None) -> tuple[QuantumClassifier, dict]:
     """Train the model of ``spec`` (or load it from the result cache).
 
+    ``augmentation(images, labels) -> (images, labels)`` builds the training set of a spec
+    with ``augment != "none"`` (see :func:`equivar.adversary.defences.trained_defended`).
     Returns the model and a record with the per-epoch loss and training accuracy, the number
     of training images and whether it came from the cache.
     """
+    if (spec.augment != "none") != (augmentation is not None):
+        raise ValueError(f"spec.augment={spec.augment!r} needs an augmentation function exactly "
+                         "when it is not 'none' (use equivar.adversary.defences.trained_defended)")
     images, labels = training_data(spec.dataset, spec.n_train, spec.seed, spec.planted_k)
     params = {**asdict(spec), "data": data.fingerprint(images, labels),
               "sampling": asdict(SAMPLING)}
 
     def compute():
-        x, y = images, labels
-        if spec.augment != "none":
-            from equivar import attacks
-            from equivar.suppress import augmented_training_set
-
-            surrogate = None
-            if spec.augment == "pgd":
-                # crafted on an independently trained surrogate (another seed), not on the
-                # surrogates whose attacks the model is scored against
-                kind, n_train, epochs = spec.augment_surrogate
-                surrogate, _ = attacks.train_surrogate(attacks.SurrogateSpec(
-                    spec.dataset, kind, spec.seed + ADVERSARIAL_TRAINING_SEED_OFFSET, n_train,
-                    epochs))
-            x, y = augmented_training_set(x, y, spec.augment, spec.augment_strength, spec.seed,
-                                          surrogate)
+        x, y = (images, labels) if augmentation is None else augmentation(images, labels)
         model = QuantumClassifier(spec.config(), seed=spec.seed)
-        states = spec.grid_filter().states(SAMPLING.sample(x))
+        states = spec.grid_filter().states(sample_grid(x))
         history = fit(model, states, y, spec.train_config(), progress=progress,
                       desc=f"{spec.dataset}/{spec.variant}/seed {spec.seed}")
         return {"weights": model.weights.detach().clone(), "loss": history.loss,

@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from equivar import config, notebooks
+from equivar import settings
+from equivar.book import notebooks
 from equivar.cache import atomic_path
-from equivar.plots import project_root
+from equivar.paths import figures_dir, project_root
 from equivar.provenance import SOURCES, show
 
 
@@ -66,30 +67,30 @@ def machine() -> dict[str, object]:
 
 
 def settings_classes() -> list[type]:
-    return [cls for cls in vars(config).values()
-            if isinstance(cls, type) and issubclass(cls, config.Settings)
-            and cls is not config.Settings]
+    return [cls for cls in vars(settings).values()
+            if isinstance(cls, type) and issubclass(cls, settings.Settings)
+            and cls is not settings.Settings]
 
 
 def settings_page() -> str:
     """Markdown of every chapter's settings: value per profile, source, reason."""
     lines = ["# Settings and their provenance", "",
-             "Generated from `equivar/config.py` when the book is built. Sources:", ""]
+             "Generated from `equivar/settings.py` when the book is built. Sources:", ""]
     lines += [f"- `{key}`: {text}" for key, text in SOURCES.items()]
     lines += ["", "## Ring sampling (all chapters)", "",
               "| setting | value | source | why |", "|---|---|---|---|"]
-    for f in dataclasses.fields(config.Sampling):
-        lines.append(f"| `{f.name}` | {getattr(config.SAMPLING, f.name)} | "
+    for f in dataclasses.fields(settings.Sampling):
+        lines.append(f"| `{f.name}` | {getattr(settings.SAMPLING, f.name)} | "
                      f"{f.metadata['source']} | {f.metadata['why']} |")
     for cls in settings_classes():
         lines += ["", f"## {cls.__doc__.strip().splitlines()[0]}", "",
-                  "| setting | " + " | ".join(config.PROFILES) + " | source | why |",
-                  "|---|" + "---|" * len(config.PROFILES) + "---|---|"]
-        per_profile = {p: cls.for_profile(p) for p in config.PROFILES}
+                  "| setting | " + " | ".join(settings.PROFILES) + " | source | why |",
+                  "|---|" + "---|" * len(settings.PROFILES) + "---|---|"]
+        per_profile = {p: cls.for_profile(p) for p in settings.PROFILES}
         for f in dataclasses.fields(cls):
             if f.name == "profile":
                 continue
-            values = [show(getattr(per_profile[p], f.name)) for p in config.PROFILES]
+            values = [show(getattr(per_profile[p], f.name)) for p in settings.PROFILES]
             lines.append(f"| `{f.name}` | " + " | ".join(values) +
                          f" | {f.metadata['source']} | {f.metadata['why']} |")
     return "\n".join(lines) + "\n"
@@ -124,8 +125,6 @@ CITATION = ("equivar: reproducible companion to arXiv:2604.15552 (Krumtünger, S
 
 def figure_records(figures: Path | None = None) -> list[dict]:
     """The JSON records of every figure written (``book/figures`` by default), in book order."""
-    from equivar.plots import figures_dir
-
     folder = figures_dir(figures)
     order = {c.id: c.number for c in notebooks.chapters()}
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("fig-*.json"))]

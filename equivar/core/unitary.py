@@ -1,6 +1,6 @@
 """Compile PennyLane operations into one dense unitary, fast and differentiably.
 
-This is the fast batched path of :mod:`equivar.model`: the circuit is written once as
+This is the fast batched path of :mod:`equivar.core.model`: the circuit is written once as
 PennyLane operations; their matrices are multiplied into the circuit's (2**n, 2**n) unitary
 (complex128, torch autograd intact), which is then applied to a whole batch of states with one
 matrix product. ``tests/test_unitary.py`` checks it against ``qml.matrix`` and
@@ -70,7 +70,7 @@ class CompiledCircuit:
     ``CompiledCircuit(qfunc, shape, n_wires, *args)(weights)`` equals
     ``unitary(make_qscript(qfunc)(weights, *args).operations, n_wires)`` for every ``weights``
     of that shape, as long as every gate parameter is a single weight entry (true for the
-    circuits of :mod:`equivar.model`).
+    circuits of :mod:`equivar.core.model`).
     """
 
     def __init__(self, qfunc, weight_shape: tuple[int, ...], n_wires: int, *args):
@@ -91,7 +91,7 @@ class CompiledCircuit:
                 and float(q) == 3 * int(p) + 0.25 for p, q in zip(flat, check))
             if not ok:
                 raise ValueError(f"a {cls.__name__} parameter is not a single weight entry; "
-                                 "use equivar.unitary.unitary instead")
+                                 "use equivar.core.unitary.unitary instead")
             self.index[cls] = torch.tensor([int(p) for p in flat]).reshape(len(gates), -1)
 
     def __call__(self, weights: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from equivar.rings import ring_means  # noqa: F401  (μ_r, used with the sectors)
+from equivar.core.rings import ring_means  # noqa: F401  (μ_r, used with the sectors)
 
 
 def _double(x):

@@ -13,13 +13,25 @@ from dataclasses import asdict, replace
 import numpy as np
 import pandas as pd
 
-from equivar import attacks, data
-from equivar.reliance import summarise
+import torch
+from tqdm import tqdm
+
+from equivar import data
+from equivar.adversary import attacks
+from equivar.adversary.defences import trained_defended
+from equivar.core.filters import SectorFilter, projector_off_sector
+from equivar.core.model import amplitudes
+from equivar.core.pipeline import QuantumPipeline
+from equivar.core.rings import sample_grid
+from equivar.learn import surrogates
+from equivar.learn.train import ModelSpec
+from equivar.settings import VARIANT_LABELS
+from equivar.studies.reliance import summarise
 
 
 def model_grid(settings, dataset: str, variant: str, seed: int) -> list[tuple[str, str, object]]:
     """(label, group, ModelSpec) of every model of the study for one dataset/variant/seed."""
-    base = settings.model_settings().model_spec(dataset, variant, seed)
+    base = ModelSpec.from_settings(settings.model_settings(), dataset, variant, seed)
     transfer = settings.transfer_settings()
     out = [("none", "k=0 down-weighting", base)]
     for alpha in settings.alphas:
@@ -41,11 +53,6 @@ def model_grid(settings, dataset: str, variant: str, seed: int) -> list[tuple[st
 def equivalence(model, grids) -> dict[str, float]:
     """Mechanisms (a) and (c) on one model: max |f^(c) - <ψ|PMP|ψ>|, max |f^(c) - ‖Pψ‖² f^(a)|,
     and the share of inputs whose predicted class agrees."""
-    import torch
-
-    from equivar.model import amplitudes
-    from equivar.suppress import SectorFilter, projector_off_sector
-
     cfg = model.config
     with torch.no_grad():
         fa = model.readout(SectorFilter(0, 0.0, True).states(grids)).numpy()
@@ -64,13 +71,8 @@ def equivalence(model, grids) -> dict[str, float]:
 
 
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Run chapter 4 for :class:`equivar.config.SuppressionSettings`: DataFrames ``clean``,
+    """Run chapter 4 for :class:`equivar.settings.SuppressionSettings`: DataFrames ``clean``,
     ``robust``, ``equivalence``, ``notes``."""
-    from tqdm import tqdm
-
-    from equivar.config import SAMPLING
-    from equivar.train import trained
-
     transfer = settings.transfer_settings()
     names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     seeds = [settings.seed + i for i in range(settings.n_seeds)]
@@ -83,22 +85,22 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
             loaded[(dataset, seed)] = _adversarial_sets(transfer, dataset, seed)
         images, labels, adversarial = loaded[(dataset, seed)]
         for label, group, spec in model_grid(settings, dataset, variant, seed):
-            model, record = trained(spec, progress=False)
-            pipe = attacks.QuantumPipeline(model, spec.grid_filter())
+            model, record = trained_defended(spec, progress=False)
+            pipe = QuantumPipeline(model, spec.grid_filter())
             tag = {"dataset": dataset, "seed": seed, "variant": variant, "model": label,
                    "group": group, "k": spec.suppress_k, "alpha": spec.suppress_alpha}
-            clean_pred = attacks.predict_images(pipe, images)
+            clean_pred = surrogates.predict_images(pipe, images)
             rows["clean"].append({**tag, "accuracy": float((clean_pred == labels).mean()),
                                   "n_train": record["n_train"]})
             for (source, attack, eps), adv in adversarial.items():
-                pred = attacks.predict_images(pipe, adv)
+                pred = surrogates.predict_images(pipe, adv)
                 rows["robust"].append({**tag, "source": source, "attack": attack, "eps": eps,
                                        "accuracy": float((pred == labels).mean()),
                                        "success_rate": attacks.success_rate(clean_pred, pred,
                                                                             labels)})
             if spec.suppress_k == 0 and spec.suppress_alpha == 0 and spec.augment == "none":
                 rows["equivalence"].append({"dataset": dataset, "seed": seed, "variant": variant,
-                                            **equivalence(model, SAMPLING.sample(images))})
+                                            **equivalence(model, sample_grid(images))})
     out = {k: pd.DataFrame(v) for k, v in rows.items()}
     out["notes"] = pd.DataFrame([{"dataset": k, "note": v} for k, v in notes.items()],
                                 columns=["dataset", "note"])
@@ -112,9 +114,9 @@ def _adversarial_sets(transfer, dataset: str, seed: int):
     images, labels = data.load(dataset, "test", n=n, seed=transfer.seed)
     adversarial = {}
     for kind in transfer.surrogates:
-        spec = attacks.SurrogateSpec(dataset, kind, seed, transfer.surrogate_n_train,
+        spec = surrogates.SurrogateSpec(dataset, kind, seed, transfer.surrogate_n_train,
                                      transfer.surrogate_epochs)
-        surrogate, _ = attacks.train_surrogate(spec)
+        surrogate, _ = surrogates.train_surrogate(spec)
         for attack in transfer.attacks:
             for eps in transfer.epsilons:
                 adversarial[(kind, attack, eps)] = attacks.adversarial_set(
@@ -196,8 +198,6 @@ def more_robust(row, name: str) -> bool:
 
 def conclusion_markdown(table: pd.DataFrame, eps: float, settings) -> str:
     """The chapter's conclusion, generated from :func:`conclusion_table`."""
-    from equivar.plots import VARIANT_LABELS
-
     lines, robust_k0, specific = [], 0, 0
     for _, row in table.iterrows():
         g = "k=0 removed"

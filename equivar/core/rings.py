@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from equivar.settings import SAMPLING, Sampling
+
 METHODS = ("bilinear", "nearest")
 
 
@@ -93,6 +95,13 @@ def sample(images, n_rings: int, n_angles: int, method: str = "bilinear",
             w = torch.as_tensor(w, dtype=x.dtype) if is_torch else w.astype(x.dtype, copy=False)
             out = out + w * _gather(x, r0 + dr, c0 + dc, is_torch)
     return out[0] if single else out
+
+
+def sample_grid(images, sampling: Sampling = SAMPLING):
+    """Ring grids (n, n_rings, n_angles) of ``images`` with the settings of ``sampling``
+    (the book's :data:`equivar.settings.SAMPLING` by default); see :func:`sample`."""
+    return sample(images, sampling.n_rings, sampling.n_angles, method=sampling.method,
+                  ring_offset=sampling.ring_offset)
 
 
 def _gather(x, rows: np.ndarray, cols: np.ndarray, is_torch: bool):

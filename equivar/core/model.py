@@ -33,10 +33,10 @@ import numpy as np
 import pennylane as qml
 import torch
 
-from equivar import rings
-from equivar.unitary import DTYPE, CompiledCircuit, unitary
+from equivar.core import rings
+from equivar.core.unitary import DTYPE, CompiledCircuit, unitary
+from equivar.settings import VARIANTS
 
-VARIANTS = ("west", "sector", "baseline")
 READOUTS = ("probs", "z")
 
 
@@ -175,7 +175,7 @@ def amplitudes(grids):
         x = x[None]
     if x.ndim != 3:
         raise ValueError(f"grids must have shape (n, n_rings, n_angles), got {tuple(x.shape)}")
-    flat = x.reshape(x.shape[0], -1)
+    flat = x.reshape(x.shape[0], x.shape[1] * x.shape[2])  # -1 is ambiguous for n = 0
     finite = torch.isfinite(flat).all() if is_torch else np.isfinite(flat).all()
     if not bool(finite):
         raise ValueError("grids contain NaN or infinite values")
@@ -270,14 +270,17 @@ class QuantumClassifier(torch.nn.Module):
             raise ValueError(f"states must have shape (batch, {dim}), got {tuple(x.shape)}")
         # checked before promotion to complex: on the hot path the states are real
         parts = (x.real, x.imag) if x.is_complex() else (x,)
-        squares = sum(p.detach() * p.detach() for p in parts)
+        squares = sum(p.detach().double() ** 2 for p in parts)
         norms = squares.sum(1)
         if not bool(torch.isfinite(norms).all()):
             raise ValueError("states contain NaN or infinite amplitudes")
+        # a unit vector stored in single precision has a norm off by a few float32 ulps
+        real_dtype = x.real.dtype if x.is_complex() else x.dtype
+        slack = 1e-9 if real_dtype == torch.float64 else 64 * torch.finfo(torch.float32).eps
         x = x.to(DTYPE)
-        if len(norms) and float(norms.max()) > 1 + 1e-9:
+        if len(norms) and float(norms.max()) > 1 + slack:
             raise ValueError(f"states must have norm at most 1 (amplitude vectors), found "
-                             f"{float(norms.max()):.4g}; encode grids with equivar.model.amplitudes")
+                             f"{float(norms.max()):.4g}; encode grids with equivar.core.model.amplitudes")
         return x
 
 

@@ -19,154 +19,13 @@ import torchattacks
 from torch import nn
 from tqdm import tqdm
 
-from equivar import data, sectors
+from equivar import data
 from equivar.cache import cached
-from equivar.config import SAMPLING
-from equivar.model import QuantumClassifier, amplitudes
-
-SURROGATES = ("cnn", "mlp", "cnn-rot")
-ATTACKS = ("fgsm", "pgd")
+from equivar.core import sectors
+from equivar.core.model import QuantumClassifier
+from equivar.core.rings import sample_grid
+from equivar.settings import ATTACKS, SAMPLING
 NOISES = ("uniform", "sign")
-
-
-# ----------------------------------------------------------------- classical surrogates
-
-class SmallCNN(nn.Module):
-    """Two 3×3 conv layers (16, 32 channels) with max-pooling, then 64 hidden units."""
-
-    def __init__(self, image_shape: tuple[int, int], n_classes: int):
-        super().__init__()
-        h, w = image_shape
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(32 * (h // 4) * (w // 4), 64),
-                                  nn.ReLU(), nn.Linear(64, n_classes))
-
-    def forward(self, x):
-        return self.head(self.features(_nchw(x)))
-
-
-class MLP(nn.Module):
-    """Pixels → 256 → 128 → classes, ReLU."""
-
-    def __init__(self, image_shape: tuple[int, int], n_classes: int):
-        super().__init__()
-        h, w = image_shape
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(h * w, 256), nn.ReLU(),
-                                 nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, n_classes))
-
-    def forward(self, x):
-        return self.net(_nchw(x))
-
-
-def _nchw(x: torch.Tensor) -> torch.Tensor:
-    return x[:, None] if x.ndim == 3 else x
-
-
-def rotate_images(images: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate images (N, 1, H, W) counter-clockwise by ``angles`` (N,) radians, bilinear,
-    zero padding."""
-    cos, sin = torch.cos(angles), torch.sin(angles)
-    # affine_grid maps output to input coordinates (x right, y down): inverse rotation
-    theta = torch.stack([torch.stack([cos, -sin, torch.zeros_like(cos)], -1),
-                         torch.stack([sin, cos, torch.zeros_like(cos)], -1)], 1)
-    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=False)
-
-
-@dataclass(frozen=True)
-class SurrogateSpec:
-    """Everything that determines a trained surrogate (and its cache key)."""
-
-    dataset: str
-    kind: str        # "cnn" | "mlp" | "cnn-rot" (CNN trained with random rotations)
-    seed: int
-    n_train: int
-    epochs: int
-    batch_size: int = 128
-    lr: float = 1e-3
-
-    def __post_init__(self):
-        if self.kind not in SURROGATES:
-            raise ValueError(f"surrogate kind must be one of {SURROGATES}, got {self.kind!r}")
-
-    def build(self) -> nn.Module:
-        info = data.info(self.dataset)
-        cls = MLP if self.kind == "mlp" else SmallCNN
-        return cls(info.image_shape, len(info.classes))
-
-
-def train_surrogate(spec: SurrogateSpec, progress: bool = False) -> tuple[nn.Module, dict]:
-    """Train (or load from the cache) the surrogate of ``spec``; returns (model, record)."""
-    from equivar.train import training_data
-
-    images, labels = training_data(spec.dataset, spec.n_train, spec.seed)
-
-    def compute():
-        with torch.random.fork_rng():
-            torch.manual_seed(spec.seed)
-            model = spec.build()
-            x = torch.as_tensor(images)[:, None]
-            y = torch.as_tensor(np.array(labels))
-            opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
-            gen = torch.Generator().manual_seed(spec.seed)
-            losses = []
-            steps = spec.epochs * -(-len(x) // spec.batch_size)
-            with tqdm(total=steps, desc=f"{spec.dataset}/{spec.kind}", disable=not progress,
-                      leave=False) as bar:
-                for _ in range(spec.epochs):
-                    order = torch.randperm(len(x), generator=gen)
-                    total = 0.0
-                    for start in range(0, len(x), spec.batch_size):
-                        idx = order[start:start + spec.batch_size]
-                        batch = x[idx]
-                        if spec.kind == "cnn-rot":
-                            angles = torch.rand(len(idx), generator=gen) * 2 * np.pi
-                            batch = rotate_images(batch, angles)
-                        loss = F.cross_entropy(model(batch), y[idx])
-                        opt.zero_grad()
-                        loss.backward()
-                        opt.step()
-                        total += float(loss.detach()) * len(idx)
-                        bar.update(1)
-                    losses.append(total / len(x))
-        return {"state": model.state_dict(), "loss": losses, "n_train": len(labels)}
-
-    params = {**asdict(spec), "data": data.fingerprint(images, labels)}
-    result, hit = cached("surrogate", params, compute)
-    model = spec.build()
-    model.load_state_dict(result["state"])
-    model.eval()
-    return model, {"loss": result["loss"], "n_train": result["n_train"], "cached": hit}
-
-
-# ----------------------------------------------------------------- the quantum pipeline
-
-class QuantumPipeline(nn.Module):
-    """Pixels → ring grid (bilinear) → amplitudes → quantum classifier → logits.
-
-    Input: images (N, H, W) or (N, 1, H, W) in [0, 1]; differentiable end to end (the fast
-    path of :mod:`equivar.unitary`), so torchattacks can attack it white-box. An optional
-    sector filter (chapter 4) acts on the grid before the circuit.
-    """
-
-    def __init__(self, model: QuantumClassifier, grid_filter=None):
-        super().__init__()
-        self.model = model
-        self.grid_filter = grid_filter  # an equivar.suppress.SectorFilter, or None
-
-    def forward(self, images):
-        x = torch.as_tensor(images)
-        if x.ndim == 4 and x.shape[1] == 1:
-            x = x[:, 0]
-        if x.ndim != 3:
-            raise ValueError("images must have shape (N, H, W) or (N, 1, H, W) (grey scale), "
-                             f"got {tuple(x.shape)}")
-        grids = SAMPLING.sample(x.to(torch.float64))
-        states = amplitudes(grids) if self.grid_filter is None else self.grid_filter.states(grids)
-        return self.model(states)
 
 
 def success_rate(pred_clean, pred_perturbed, labels) -> float:
@@ -174,15 +33,6 @@ def success_rate(pred_clean, pred_perturbed, labels) -> float:
     pred_clean, pred_perturbed, labels = map(np.asarray, (pred_clean, pred_perturbed, labels))
     correct = pred_clean == labels
     return float((pred_perturbed[correct] != labels[correct]).mean()) if correct.any() else np.nan
-
-
-@torch.no_grad()
-def predict_images(model: nn.Module, images, batch_size: int = 2048) -> np.ndarray:
-    """Predicted classes for images (N, H, W) in [0, 1] (any classifier of this module)."""
-    model.eval()
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
-    out = [model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
 # ----------------------------------------------------------------- crafting
@@ -247,7 +97,7 @@ def adversarial_set(source: nn.Module, source_id: dict, images, labels, attack: 
 
 def grid_perturbation(clean, perturbed) -> tuple[np.ndarray, np.ndarray]:
     """Ring grids of clean and perturbed images and their difference δ (grid units)."""
-    g0, g1 = SAMPLING.sample(clean), SAMPLING.sample(perturbed)
+    g0, g1 = sample_grid(clean), sample_grid(perturbed)
     return g0, g1 - g0
 
 
@@ -260,7 +110,7 @@ def sector_energy_share(clean, perturbed, encoded: bool = True) -> np.ndarray:
     so even a ring-constant shift is not purely k = 0 there. ``encoded=False``: of the grid
     perturbation δ = g(x') - g(x) after sampling, before normalisation.
     """
-    a, b = SAMPLING.sample(clean), SAMPLING.sample(perturbed)
+    a, b = sample_grid(clean), sample_grid(perturbed)
     if encoded:
         a, b = sectors.normalise(a), sectors.normalise(b)
     power = np.abs(sectors.angular_dft(b - a)) ** 2
@@ -288,8 +138,8 @@ def logit_change_by_sector(model: QuantumClassifier, clean, perturbed, labels) -
         raise ValueError("the sector decomposition needs an invariant model")
     with torch.no_grad():
         blocks = sectors.operator_blocks(model.observables().numpy(), cfg.n_rad, cfg.n_ang)
-    before = sectors.sector_contributions(SAMPLING.sample(clean), blocks)
-    after = sectors.sector_contributions(SAMPLING.sample(perturbed), blocks)
+    before = sectors.sector_contributions(sample_grid(clean), blocks)
+    after = sectors.sector_contributions(sample_grid(perturbed), blocks)
     idx = np.arange(len(labels))
     change = cfg.scale * (after - before)[idx, np.asarray(labels)]  # (N, N_angles)
     return sectors.fold_weights(change)

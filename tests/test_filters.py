@@ -1,35 +1,37 @@
-"""equivar.suppress: the sector filter, the (a)/(c) equivalence, invariance, augmentation."""
+"""equivar.core.filters: the sector filter, the (a)/(c) equivalence, invariance."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from equivar import data, sectors, suppress
-from equivar.config import SAMPLING
-from equivar.model import ModelConfig, QuantumClassifier, amplitudes, assert_invariant
+from equivar import data
+from equivar.core import sectors
+from equivar.core import filters
+from equivar.core.model import ModelConfig, QuantumClassifier, amplitudes, assert_invariant
+from equivar.core.rings import sample_grid
 
 
 @pytest.fixture(scope="module")
 def grids():
     x, _ = data.load("fashion-mnist", "test", n=16, seed=6)
-    return SAMPLING.sample(x)
+    return sample_grid(x)
 
 
 def test_alpha_zero_is_the_input_projection(grids, atol):
-    states = suppress.SectorFilter(0, 0.0).states(grids)
+    states = filters.SectorFilter(0, 0.0).states(grids)
     expected = amplitudes(sectors.keep_sectors(grids, range(1, 8)))
     assert np.abs(states - expected).max() < atol
     assert np.abs(sectors.ring_means(states.reshape(-1, 16, 8))).max() < atol
 
 
 def test_alpha_one_changes_nothing(grids, atol):
-    assert np.abs(suppress.NO_FILTER.states(grids) - amplitudes(grids)).max() < atol
+    assert np.abs(filters.NO_FILTER.states(grids) - amplitudes(grids)).max() < atol
 
 
 def test_downweighting_scales_the_ring_mean_weight(grids, atol):
     w = sectors.sector_weights(grids)
-    scaled = sectors.sector_weights(suppress.SectorFilter(0, 0.5).scale(grids))
+    scaled = sectors.sector_weights(filters.SectorFilter(0, 0.5).scale(grids))
     # before renormalisation: w_0 shrinks by alpha^2 relative to the others
     ratio = (scaled[:, 0] / scaled[:, 1:].sum(1)) / (w[:, 0] / w[:, 1:].sum(1))
     assert np.abs(ratio - 0.25).max() < 1e-9
@@ -38,10 +40,10 @@ def test_downweighting_scales_the_ring_mean_weight(grids, atol):
 @pytest.mark.parametrize("variant", ["west", "sector"])
 def test_readout_projection_equals_pmp_and_scaled_input_projection(grids, variant, atol):
     model = QuantumClassifier(ModelConfig(variant=variant, n_layers=3), seed=2)
-    a = model.readout(suppress.SectorFilter(0, 0.0, True).states(grids)).detach().numpy()
-    c_states = suppress.SectorFilter(0, 0.0, False).states(grids)
+    a = model.readout(filters.SectorFilter(0, 0.0, True).states(grids)).detach().numpy()
+    c_states = filters.SectorFilter(0, 0.0, False).states(grids)
     c = model.readout(c_states).detach().numpy()
-    P = suppress.projector_off_sector(4, 3, 0)
+    P = filters.projector_off_sector(4, 3, 0)
     M = model.observables().detach().numpy()
     psi = amplitudes(grids)
     pmp = np.einsum("bi,cij,bj->bc", psi, P @ M @ P, psi).real
@@ -55,19 +57,19 @@ def test_readout_projection_equals_pmp_and_scaled_input_projection(grids, varian
 @pytest.mark.parametrize("k", [0, 2, 3])
 def test_filtered_models_stay_invariant(grids, k, atol):
     model = QuantumClassifier(ModelConfig(variant="sector", n_layers=2), seed=0)
-    states = torch.as_tensor(suppress.SectorFilter(k, 0.25).states(grids))
+    states = torch.as_tensor(filters.SectorFilter(k, 0.25).states(grids))
     assert assert_invariant(model, states, atol=atol) < atol
 
 
 def test_filter_commutes_with_rotation(grids, atol):
-    from equivar import rings
+    from equivar.core import rings
 
-    f = suppress.SectorFilter(2, 0.1)
+    f = filters.SectorFilter(2, 0.1)
     assert np.abs(f.scale(rings.rotate(grids, 3)) - rings.rotate(f.scale(grids), 3)).max() < atol
 
 
 def test_torch_and_numpy_agree(grids, atol):
-    f = suppress.SectorFilter(1, 0.3)
+    f = filters.SectorFilter(1, 0.3)
     assert np.abs(f.states(torch.as_tensor(grids)).numpy() - f.states(grids)).max() < atol
 
 
@@ -75,22 +77,4 @@ def test_torch_and_numpy_agree(grids, atol):
                                           (dict(k=-1), "non-negative")])
 def test_bad_filters(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        suppress.SectorFilter(**kwargs)
-
-
-def test_gaussian_augmentation():
-    x, y = data.load("digits", "train", n=20)
-    ax, ay = suppress.augmented_training_set(x, y, "gaussian", 0.1, seed=0)
-    assert ax.shape == (40, 8, 8) and np.array_equal(ay, np.concatenate([y, y]))
-    assert np.array_equal(ax[:20], x) and 0 <= ax.min() and ax.max() <= 1
-    assert 0.05 < np.std(ax[20:] - x) < 0.12
-    again, _ = suppress.augmented_training_set(x, y, "gaussian", 0.1, seed=0)
-    assert np.array_equal(ax, again)
-
-
-def test_augmentation_errors():
-    x, y = data.load("digits", "train", n=4)
-    with pytest.raises(ValueError, match="needs a surrogate"):
-        suppress.augmented_training_set(x, y, "pgd", 0.1, seed=0)
-    with pytest.raises(ValueError, match="augmentation must be"):
-        suppress.augmented_training_set(x, y, "mixup", 0.1, seed=0)
+        filters.SectorFilter(**kwargs)

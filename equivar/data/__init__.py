@@ -26,7 +26,8 @@ import numpy as np
 import pooch
 import requests
 
-from equivar.cache import atomic_path, cache_root
+from equivar.cache import atomic_path
+from equivar.paths import data_dir
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -170,12 +171,6 @@ def info(name: str) -> DatasetInfo:
     """Describe dataset ``name`` (classes, image shape, splits, licence, citation)."""
     _check_name(name)
     return DATASETS[name]
-
-
-def data_dir() -> Path:
-    """Where downloads go and user-provided files are looked for: ``$EQUIVAR_DATA_DIR``."""
-    env = os.environ.get("EQUIVAR_DATA_DIR")
-    return Path(env) if env else cache_root() / "data"
 
 
 def load(name: str, split: str, n: int | None = None, seed: int = 0,

@@ -1,7 +1,7 @@
 """Which invariant statistics a trained model relies on (chapter 2).
 
 * :func:`transform_accuracies`: accuracy on test grids after each targeted transformation of
-  :mod:`equivar.transforms`;
+  :mod:`equivar.core.transforms`;
 * :func:`follow_rates`: the sector swap, "label follows sector k": how often replacing sector k
   of image A by that of an image B of another class makes the model predict B's class;
 * :func:`planted_sector_check`: on the synthetic data, which sector carries the planted
@@ -14,11 +14,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
-from equivar import sectors
-from equivar.model import QuantumClassifier, amplitudes
-from equivar.train import predict
-from equivar.transforms import TRANSFORMS, swap_sectors
+from equivar import data
+from equivar.core import sectors
+from equivar.core.model import QuantumClassifier, amplitudes
+from equivar.core.transforms import TRANSFORMS, swap_sectors
+from equivar.learn.train import ModelSpec, accuracy, encode, predict, trained
+from equivar.settings import VARIANT_LABELS
 
 
 def transform_accuracies(model: QuantumClassifier, grids, labels, seed: int = 0) -> dict:
@@ -133,15 +136,10 @@ def sector_attribution(model: QuantumClassifier, grids) -> pd.DataFrame:
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Train (or load) every model of chapter 2 and run every analysis on it.
 
-    ``settings``: :class:`equivar.config.RelianceSettings`. Returns DataFrames ``clean``,
+    ``settings``: :class:`equivar.settings.RelianceSettings`. Returns DataFrames ``clean``,
     ``transforms``, ``follow``, ``attribution``, ``planted`` (one row per dataset, variant,
     seed and item) and ``notes`` (datasets skipped or replaced).
     """
-    from tqdm import tqdm
-
-    from equivar import data
-    from equivar.train import accuracy, encode, trained
-
     names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     seeds = [settings.seed + i for i in range(settings.n_seeds)]
     rows = {key: [] for key in ("clean", "transforms", "follow", "attribution", "planted")}
@@ -154,7 +152,7 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
                              seed=settings.seed, **options)
             test_sets[dataset] = (*encode(x), y)
         grids, states, labels = test_sets[dataset]
-        spec = settings.model_spec(dataset, variant, seed)
+        spec = ModelSpec.from_settings(settings, dataset, variant, seed)
         model, record = trained(spec, progress=False)
         tag = {"dataset": dataset, "variant": variant, "seed": seed}
         rows["clean"].append({**tag, "accuracy": accuracy(model, states, labels),
@@ -252,8 +250,6 @@ def judge(row) -> str:
 
 def conclusion_markdown(verdicts: pd.DataFrame, settings) -> str:
     """The chapter's conclusion as Markdown, generated from :func:`ring_mean_verdicts`."""
-    from equivar.plots import VARIANT_LABELS
-
     def pct(value, std):
         return "n/a" if not np.isfinite(value) else f"{value:.0%} ± {std:.0%}"
 

@@ -1,10 +1,12 @@
-"""Chapter settings: notebook parameters → one frozen dataclass per chapter.
+"""Chapter settings: notebook parameters → one frozen dataclass per chapter (plain data).
 
 Each chapter's papermill ``parameters`` cell sets ``profile`` and a few optional overrides;
 ``<Chapter>Settings.for_profile(profile, **overrides)`` merges them with the profile's values
 and validates every field. ``smoke`` is sized for tests (seconds), ``default`` for the book
 build, ``paper`` for full scale. Every field carries its provenance (see
-:mod:`equivar.provenance`).
+:mod:`equivar.provenance`). The names the settings may take (datasets, model variants,
+surrogates, attacks) are declared here, so this module imports nothing above
+:mod:`equivar.provenance`; the modules that implement them check that they agree.
 """
 from __future__ import annotations
 
@@ -12,10 +14,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from equivar import data
 from equivar.provenance import check_types, setting
 
 PROFILES = ("smoke", "default", "paper")
+# The names each mechanism implements (checked against the implementations in the tests).
+ALL_DATASETS = ("fashion-mnist", "mnist", "mnist-5k", "mnist-rot", "digits", "synthetic")
+VARIANTS = ("west", "sector", "baseline")
+SURROGATES = ("cnn", "mlp", "cnn-rot")
+ATTACKS = ("fgsm", "pgd")
+# How the book names the model variants in tables and figures.
+VARIANT_LABELS = {"west": "West et al.", "sector": "sector-resolved",
+                  "baseline": "non-equivariant"}
 
 
 @dataclass(frozen=True)
@@ -33,13 +42,6 @@ class Sampling:
     ring_offset: float = setting(0.0, "ours", "West turned each ring by an index-dependent "
                                               "angle (value not published for 28×28)")
 
-    def sample(self, images):
-        """Ring grids (n, n_rings, n_angles) of ``images`` with these settings."""
-        from equivar import rings
-
-        return rings.sample(images, self.n_rings, self.n_angles, method=self.method,
-                            ring_offset=self.ring_offset)
-
 
 SAMPLING = Sampling()
 
@@ -55,8 +57,10 @@ class Settings:
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got {self.profile!r}")
         check_types(self)
-        for name in getattr(self, "datasets", ()):
-            data.info(name)  # ValueError listing the valid names
+        unknown = [name for name in getattr(self, "datasets", ()) if name not in ALL_DATASETS]
+        if unknown:
+            raise ValueError(f"unknown dataset {unknown[0]!r} in datasets; valid names: "
+                             f"{', '.join(ALL_DATASETS)}")
         self.validate()
 
     def validate(self) -> None:
@@ -94,9 +98,6 @@ class Settings:
             if value is not None:
                 values[key] = tuple(value) if isinstance(value, list) else value
         return cls(profile=profile, **values)
-
-
-ALL_DATASETS = ("fashion-mnist", "mnist", "mnist-5k", "mnist-rot", "digits", "synthetic")
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,6 @@ class RelianceSettings(Settings):
     planted_k: int = setting(2, "ours", "angular frequency planted in the synthetic data")
 
     def validate(self) -> None:
-        from equivar.model import VARIANTS
-
         self._at_least(1, "n_seeds", "n_train", "n_test", "epochs", "batch_size", "n_layers",
                        "n_pairs")
         self._within("variants", VARIANTS)
@@ -163,13 +162,6 @@ class RelianceSettings(Settings):
             raise ValueError(f"lr and scale must be positive, got {self.lr!r}, {self.scale!r}")
         if self.planted_k not in (1, 2, 3):
             raise ValueError(f"planted_k must be 1, 2 or 3, got {self.planted_k!r}")
-
-    def model_spec(self, dataset: str, variant: str, seed: int):
-        """The :class:`equivar.train.ModelSpec` of one model of this chapter."""
-        from equivar.train import ModelSpec
-
-        return ModelSpec(dataset, variant, seed, self.n_train, self.epochs, self.batch_size,
-                         self.lr, self.n_layers, self.scale, planted_k=self.planted_k)
 
     PROFILES: ClassVar[dict[str, dict]] = {
         "smoke": dict(n_seeds=1, datasets=("synthetic", "digits"), n_train=240, n_test=120,
@@ -211,8 +203,6 @@ class TransferSettings(Settings):
     reference_eps: float = setting(0.1, "ours", "ε of the transfer matrix and the conclusion")
 
     def validate(self) -> None:
-        from equivar.attacks import ATTACKS, SURROGATES
-
         self._at_least(1, "n_seeds", "surrogate_n_train", "surrogate_epochs", "pgd_steps",
                        "n_attack")
         self._within("surrogates", SURROGATES)

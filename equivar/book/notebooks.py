@@ -12,8 +12,8 @@ from pathlib import Path
 
 import nbformat
 
-from equivar.config import PROFILES
-from equivar.plots import project_root
+from equivar.settings import PROFILES
+from equivar.paths import project_root
 
 
 @dataclass(frozen=True)

@@ -22,30 +22,12 @@ import pandas as pd
 import seaborn as sns
 
 from equivar.cache import atomic_path
+from equivar.paths import figures_dir, project_root
+from equivar.settings import VARIANT_LABELS
 
 FIGURE_ID = re.compile(r"^fig-[a-z0-9]+(-[a-z0-9]+)+$")
 KEY_PACKAGES = ("equivar", "pennylane", "torch", "numpy", "torchattacks", "papermill", "nbval",
                 "jupyter-book", "matplotlib", "seaborn", "pandas", "pooch", "scikit-learn")
-
-
-def project_root() -> Path:
-    """The checkout holding ``_toc.yml`` (the package's parent in an editable install)."""
-    here = Path(__file__).resolve().parents[1]
-    if (here / "_toc.yml").exists():
-        return here
-    for path in [Path.cwd(), *Path.cwd().parents]:
-        if (path / "_toc.yml").exists():
-            return path
-    raise FileNotFoundError("no _toc.yml above the package or the working directory: "
-                            "run from an equivar checkout or pass an output directory")
-
-
-def figures_dir(override: str | os.PathLike | None = None) -> Path:
-    """Where figures go: ``override``, else ``$EQUIVAR_FIGURES_DIR``, else ``book/figures``."""
-    if override:
-        return Path(override)
-    env = os.environ.get("EQUIVAR_FIGURES_DIR")
-    return Path(env) if env else project_root() / "book" / "figures"
 
 
 def use_style() -> None:
@@ -215,7 +197,6 @@ def plot_block_distances(panels: dict[str, np.ndarray]):
 
 # --------------------------------------------------------------------------- chapter 2
 
-VARIANT_LABELS = {"west": "West et al.", "sector": "sector-resolved", "baseline": "non-equivariant"}
 
 
 def _grouped_bars(ax, table: pd.DataFrame, column: str, order, labels=None) -> None:

@@ -11,23 +11,26 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from equivar import attacks, data, rings, sectors
-from equivar.config import SAMPLING
-from equivar.reliance import summarise
+from tqdm import tqdm
+
+from equivar import data
+from equivar.adversary import attacks
+from equivar.core import rings, sectors
+from equivar.core.model import amplitudes
+from equivar.core.pipeline import QuantumPipeline
+from equivar.learn import surrogates
+from equivar.learn.train import ModelSpec, predict, trained
+from equivar.settings import SAMPLING, VARIANT_LABELS
+from equivar.studies.reliance import summarise
 
 QUANTUM = ("west", "sector", "baseline")
 PARTS = ("full", "k=0 only", "k>=1 only")
 
 
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Run chapter 3 for :class:`equivar.config.TransferSettings`; DataFrames keyed by
+    """Run chapter 3 for :class:`equivar.settings.TransferSettings`; DataFrames keyed by
     ``clean``, ``transfer``, ``noise``, ``energy``, ``restricted``, ``logit_change``,
     ``surrogates``, ``notes``."""
-    from tqdm import tqdm
-
-    from equivar.model import amplitudes
-    from equivar.train import predict, trained
-
     models = settings.model_settings()
     names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     seeds = [settings.seed + i for i in range(settings.n_seeds)]
@@ -41,26 +44,26 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
         images, labels = data.load(dataset, "test", n=n, seed=settings.seed)
         classifiers, quantum, source_ids = {}, {}, {}
         for kind in settings.surrogates:
-            spec = attacks.SurrogateSpec(dataset, kind, seed, settings.surrogate_n_train,
+            spec = surrogates.SurrogateSpec(dataset, kind, seed, settings.surrogate_n_train,
                                          settings.surrogate_epochs)
-            model, record = attacks.train_surrogate(spec)
+            model, record = surrogates.train_surrogate(spec)
             classifiers[kind], source_ids[kind] = model, asdict(spec)
             rows["surrogates"].append({"dataset": dataset, "seed": seed, "surrogate": kind,
                                        "n_train": record["n_train"]})
         for variant in QUANTUM:
-            spec = models.model_spec(dataset, variant, seed)
+            spec = ModelSpec.from_settings(models, dataset, variant, seed)
             model, _ = trained(spec, progress=False)
             quantum[variant] = model
-            classifiers[variant] = attacks.QuantumPipeline(model)
+            classifiers[variant] = QuantumPipeline(model)
             source_ids[variant] = asdict(spec)
-        clean_pred = {t: attacks.predict_images(m, images) for t, m in classifiers.items()}
+        clean_pred = {t: surrogates.predict_images(m, images) for t, m in classifiers.items()}
         tag = {"dataset": dataset, "seed": seed}
         for target, pred in clean_pred.items():
             rows["clean"].append({**tag, "target": target, "accuracy": float((pred == labels).mean())})
 
         def score(perturbed, extra, table):
             for target, model in classifiers.items():
-                pred = attacks.predict_images(model, perturbed)
+                pred = surrogates.predict_images(model, perturbed)
                 rows[table].append({**tag, **extra, "target": target,
                                     "accuracy": float((pred == labels).mean()),
                                     "success_rate": attacks.success_rate(clean_pred[target], pred, labels)})
@@ -188,8 +191,6 @@ def conclusion_markdown(table: pd.DataFrame, eps: float, settings) -> str:
     perturbation alone reproduces at least half of the transfer damage (mean over surrogates
     and seeds) and more than the k = 0 part of sign noise reproduces of the noise's damage.
     """
-    from equivar.plots import VARIANT_LABELS
-
     def pct(v, spread=None):
         if not np.isfinite(v):
             return "n/a"
@@ -226,21 +227,19 @@ def conclusion_markdown(table: pd.DataFrame, eps: float, settings) -> str:
 def examples(settings, dataset: str, n: int = 3, source: str = "cnn", attack: str = "pgd"):
     """A few attacked test images of ``dataset`` (from the cached adversarial set of
     ``source`` at the reference ε) with predictions: dict of arrays and row captions."""
-    from equivar.train import trained
-
     images, labels = data.load(dataset, "test",
                                n=min(settings.n_attack, data.split_size(dataset, "test")),
                                seed=settings.seed)
-    spec = attacks.SurrogateSpec(dataset, source, settings.seed, settings.surrogate_n_train,
+    spec = surrogates.SurrogateSpec(dataset, source, settings.seed, settings.surrogate_n_train,
                                  settings.surrogate_epochs)
-    surrogate, _ = attacks.train_surrogate(spec)
+    surrogate, _ = surrogates.train_surrogate(spec)
     adv = attacks.adversarial_set(surrogate, asdict(spec), images, labels, attack,
                                   settings.reference_eps, settings.pgd_steps,
                                   settings.pgd_step_factor, settings.seed)
-    quantum, _ = trained(settings.model_settings().model_spec(dataset, "sector", settings.seed),
+    quantum, _ = trained(ModelSpec.from_settings(settings.model_settings(), dataset, "sector", settings.seed),
                          progress=False)
-    pipe = attacks.QuantumPipeline(quantum)
-    pred = {name: (attacks.predict_images(m, images), attacks.predict_images(m, adv))
+    pipe = QuantumPipeline(quantum)
+    pred = {name: (surrogates.predict_images(m, images), surrogates.predict_images(m, adv))
             for name, m in (("surrogate", surrogate), ("sector", pipe))}
     # prefer images the quantum model got right and the attack flipped
     flipped = np.flatnonzero((pred["sector"][0] == labels) & (pred["sector"][1] != labels))
@@ -250,7 +249,7 @@ def examples(settings, dataset: str, n: int = 3, source: str = "cnn", attack: st
     captions = [f"{names[labels[i]]}\n{source}: {names[pred['surrogate'][1][i]]}\n"
                 f"sector-res.: {names[pred['sector'][0][i]]} → {names[pred['sector'][1][i]]}"
                 for i in pick]
-    means = lambda x: rings.ring_means(SAMPLING.sample(x))
+    means = lambda x: rings.ring_means(rings.sample_grid(x))
     return {"clean": images[pick], "adversarial": adv[pick], "labels": labels[pick],
             "means_clean": means(images[pick]), "means_adversarial": means(adv[pick]),
             "captions": captions}

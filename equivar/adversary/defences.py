@@ -1,0 +1,54 @@
+"""The reference defences of chapter 4: training on perturbed copies of the training set.
+
+Gaussian-noise augmentation, and adversarial training on PGD examples crafted on a classical
+surrogate trained with another seed than the surrogates whose attacks the model is scored
+against. :func:`trained_defended` is :func:`equivar.learn.train.trained` with the augmentation
+that a :class:`~equivar.learn.train.ModelSpec` names.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from equivar.adversary import attacks
+from equivar.learn.surrogates import SurrogateSpec, train_surrogate
+from equivar.learn.train import ModelSpec, trained
+
+# adversarial training crafts on a surrogate of seed + this offset (independent of the attacks)
+ADVERSARIAL_TRAINING_SEED_OFFSET = 1000
+
+
+def augmented_training_set(images, labels, kind: str, strength: float, seed: int,
+                           surrogate=None, steps: int = 20, step_factor: float = 2.5):
+    """The training images plus one perturbed copy of each: ``kind`` is ``"gaussian"``
+    (σ = strength, clipped to [0, 1]) or ``"pgd"`` (ε = strength, crafted on ``surrogate``)."""
+    images = np.asarray(images, dtype=np.float32)
+    if kind == "gaussian":
+        rng = np.random.default_rng([seed, 7])
+        extra = np.clip(images + strength * rng.standard_normal(images.shape), 0, 1)
+    elif kind == "pgd":
+        if surrogate is None:
+            raise ValueError("adversarial training needs a surrogate to craft PGD examples on")
+        extra = attacks.craft(surrogate, images, labels, "pgd", strength, steps, step_factor,
+                              seed=seed + 1000)
+    else:
+        raise ValueError(f"augmentation must be 'gaussian' or 'pgd', got {kind!r}")
+    return (np.concatenate([images, extra.astype(np.float32)]),
+            np.concatenate([np.asarray(labels), np.asarray(labels)]))
+
+
+def trained_defended(spec: ModelSpec, progress: bool = True):
+    """:func:`equivar.learn.train.trained` for any ``spec``, building the augmentation that
+    ``spec.augment`` names (``"none"``, ``"gaussian"`` or ``"pgd"``)."""
+    if spec.augment == "none":
+        return trained(spec, progress=progress)
+
+    def augmentation(images, labels):
+        surrogate = None
+        if spec.augment == "pgd":
+            kind, n_train, epochs = spec.augment_surrogate
+            surrogate, _ = train_surrogate(SurrogateSpec(
+                spec.dataset, kind, spec.seed + ADVERSARIAL_TRAINING_SEED_OFFSET, n_train, epochs))
+        return augmented_training_set(images, labels, spec.augment, spec.augment_strength,
+                                      spec.seed, surrogate)
+
+    return trained(spec, progress=progress, augmentation=augmentation)
