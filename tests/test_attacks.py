@@ -69,7 +69,7 @@ class TestCrafting:
         assert acc(adv) < acc(noisy) - 0.2
 
     @pytest.mark.parametrize("kwargs,match", [(dict(attack="cw"), "attack must be one of"),
-                                              (dict(eps=1.5), r"eps must lie in \[0, 1\]")])
+                                              (dict(eps=1.5), r"eps must be a number in \[0, 1\]")])
     def test_bad_arguments(self, cnn, digits, kwargs, match):
         x, y = digits
         args = {"attack": "pgd", "eps": 0.1, **kwargs}
@@ -191,3 +191,45 @@ class TestSectorView:
             direct = (model(amplitudes(sample_grid(adv))) -
                       model(amplitudes(sample_grid(x))))[np.arange(len(y)), y].numpy()
         assert np.abs(change.sum(1) - direct).max() < atol
+
+
+class TestBadInputs:
+    """Regressions: inputs outside [0, 1] were clipped silently, PGD parameters unchecked."""
+
+    @pytest.mark.parametrize("make", [
+        lambda x: (x * 255).astype(np.uint8),      # uint8 images came out with 3 grey levels
+        lambda x: x * 2 - 1,                        # [-1, 1] normalised images
+        lambda x: np.where(x > 0.5, np.nan, x),
+    ])
+    def test_images_outside_the_unit_interval_are_refused(self, cnn, digits, make):
+        x, y = digits
+        bad = make(x[:4])
+        with pytest.raises(ValueError, match=r"images (must lie in \[0, 1\]|contain NaN)"):
+            attacks.craft(cnn, bad, y[:4], "pgd", 0.1)
+        with pytest.raises(ValueError, match=r"images (must lie in \[0, 1\]|contain NaN)"):
+            attacks.noise(bad, 0.1, "sign")
+
+    @pytest.mark.parametrize("kwargs,match", [
+        (dict(steps=0), "steps must be a positive integer, got 0"),
+        (dict(steps=-3), "steps must be a positive integer, got -3"),
+        (dict(steps=2.5), "steps must be a positive integer"),
+        (dict(step_factor=float("nan")), "step_factor must be a positive number, got nan"),
+        (dict(step_factor=0.0), "step_factor must be a positive number"),
+        (dict(eps=5.0), r"eps must be a number in \[0, 1\]"),
+        (dict(eps=float("nan")), r"eps must be a number in \[0, 1\]"),
+    ])
+    def test_pgd_parameters(self, cnn, digits, kwargs, match):
+        x, y = digits
+        args = dict(eps=0.1) | kwargs
+        with pytest.raises(ValueError, match=match):
+            attacks.craft(cnn, x[:4], y[:4], "pgd", **args)
+
+    @pytest.mark.parametrize("eps", [5.0, -0.1, float("inf")])
+    def test_noise_budget_is_checked_like_craft(self, digits, eps):
+        with pytest.raises(ValueError, match=r"eps must be a number in \[0, 1\]"):
+            attacks.noise(digits[0][:4], eps, "uniform")
+
+    def test_labels_must_match_images(self, cnn, digits):
+        x, y = digits
+        with pytest.raises(ValueError, match="4 images but 3 labels"):
+            attacks.craft(cnn, x[:4], y[:3], "fgsm", 0.1)

@@ -37,20 +37,58 @@ def success_rate(pred_clean, pred_perturbed, labels) -> float:
 
 # ----------------------------------------------------------------- crafting
 
+def check_images(images, name: str = "images") -> np.ndarray:
+    """``images`` as float32 (N, H, W) if they are finite pixel values in [0, 1]; ValueError
+    otherwise (attacks clip to [0, 1], so other scales would be silently destroyed)."""
+    x = np.asarray(images)
+    if x.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric, got dtype {x.dtype}")
+    if x.ndim != 3:
+        raise ValueError(f"{name} must have shape (N, H, W), got {x.shape}")
+    x = x.astype(np.float32)
+    if x.size and not np.isfinite(x).all():
+        raise ValueError(f"{name} contain NaN or infinite values")
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"{name} must lie in [0, 1] (pixel units), found values in "
+                         f"[{x.min():.4g}, {x.max():.4g}]; divide uint8 images by 255")
+    return x
+
+
+def check_budget(eps) -> float:
+    """ε as a float if it is a finite L∞ budget in [0, 1] (pixel units); ValueError otherwise."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(eps) or not 0 <= eps <= 1:
+        raise ValueError(f"eps must be a number in [0, 1] (pixel units), got {eps!r}")
+    return float(eps)
+
+
+def check_pgd(steps, step_factor) -> None:
+    """ValueError unless ``steps`` is a positive integer and ``step_factor`` a positive,
+    finite number."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if isinstance(step_factor, bool) or not isinstance(step_factor, (int, float, np.floating)) \
+            or not np.isfinite(step_factor) or step_factor <= 0:
+        raise ValueError(f"step_factor must be a positive number, got {step_factor!r}")
+
+
 def craft(model: nn.Module, images, labels, attack: str, eps: float, steps: int = 20,
           step_factor: float = 2.5, seed: int = 0) -> np.ndarray:
     """Adversarial images (N, H, W) float32 from torchattacks, white-box on ``model``.
 
-    ``attack``: ``"fgsm"`` or ``"pgd"`` (L∞, random start, ``steps`` steps of size
-    ``step_factor * eps / steps``). ε = 0 returns the images unchanged. The random start is
-    drawn from a torch RNG seeded with ``seed`` (the global RNG is left as it was).
+    ``images``: (N, H, W) in [0, 1]. ``attack``: ``"fgsm"`` or ``"pgd"`` (L∞, random start,
+    ``steps`` steps of size ``step_factor * eps / steps``). ε = 0 returns the images
+    unchanged. The random start is drawn from a torch RNG seeded with ``seed`` (the global RNG
+    is left as it was).
     """
     if attack not in ATTACKS:
         raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
-    if not 0 <= eps <= 1:
-        raise ValueError(f"eps must lie in [0, 1] (pixel units), got {eps}")
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32))[:, None]
+    eps = check_budget(eps)
+    check_pgd(steps, step_factor)
+    x = torch.as_tensor(check_images(images))[:, None]
     y = torch.as_tensor(np.array(labels))
+    if len(y) != len(x):
+        raise ValueError(f"{len(x)} images but {len(y)} labels")
     if eps == 0:
         return x[:, 0].numpy().copy()
     model.eval()
@@ -67,10 +105,11 @@ def craft(model: nn.Module, images, labels, attack: str, eps: float, steps: int 
 
 def noise(images, eps: float, kind: str, seed: int = 0) -> np.ndarray:
     """Random L∞ perturbations of the same budget, clipped to [0, 1]:
-    ``"uniform"`` in [-ε, ε] or ``"sign"`` (±ε)."""
+    ``"uniform"`` in [-ε, ε] or ``"sign"`` (±ε). ``images``: (N, H, W) in [0, 1]."""
     if kind not in NOISES:
         raise ValueError(f"noise kind must be one of {NOISES}, got {kind!r}")
-    x = np.asarray(images, dtype=np.float32)
+    eps = check_budget(eps)
+    x = check_images(images)
     rng = np.random.default_rng(seed)
     delta = rng.uniform(-eps, eps, x.shape) if kind == "uniform" else \
         eps * rng.choice([-1.0, 1.0], size=x.shape)
@@ -81,6 +120,8 @@ def adversarial_set(source: nn.Module, source_id: dict, images, labels, attack: 
                     steps: int, step_factor: float, seed: int) -> np.ndarray:
     """:func:`craft` through the result cache (``.npz``, checksummed): the same set is reused
     for every target. ``source_id`` identifies the source model (its spec as a dict)."""
+    check_budget(eps)
+    check_pgd(steps, step_factor)
     params = {"source": source_id, "attack": attack, "eps": eps, "steps": steps,
               "step_factor": step_factor, "seed": seed, "sampling": asdict(SAMPLING),
               "data": data.fingerprint(np.asarray(images), np.asarray(labels))}

@@ -81,6 +81,8 @@ def sample(images, n_rings: int, n_angles: int, method: str = "bilinear",
     if x.ndim != 3:
         raise ValueError(f"images must have shape (n, H, W) or (H, W), got {tuple(x.shape)}")
     height, width = x.shape[-2:]
+    if height < 1 or width < 1:
+        raise ValueError(f"images must be at least 1×1 pixels, got {height}×{width}")
     rows, cols = grid(n_rings, n_angles, height, width, ring_offset)
     if method == "nearest":
         out = _gather(x, np.rint(rows).astype(int), np.rint(cols).astype(int), is_torch)

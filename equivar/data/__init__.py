@@ -563,6 +563,8 @@ def synthetic(n: int, seed: int = 0, split_id: int = 0, size: int = 28, planted_
     So classes 0/1 (and 2/3) differ only in ring-averaged intensity, classes 0/2 (and 1/3)
     only in angular structure at k*. Returns ``(images, labels)`` like :func:`load`.
     """
+    if not (isinstance(noise, (int, float, np.floating)) and np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number ≥ 0 (σ of the pixel noise), got {noise!r}")
     if planted_k not in (1, 2, 3):
         raise ValueError(f"planted_k must be 1, 2 or 3 (resolvable with 8 angles), got {planted_k}")
     if size < 8:
