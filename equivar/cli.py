@@ -16,8 +16,9 @@ import argparse
 import platform
 import sys
 
-from equivar.book import notebooks, site as book
 from equivar import cache, data
+from equivar.book import notebooks, site as book
+from equivar.paths import absolute_environment
 from equivar.settings import PROFILES
 
 def _params(pairs: list[str]) -> dict[str, object]:
@@ -57,12 +58,13 @@ def parser() -> argparse.ArgumentParser:
     csub.add_parser("list", help="every cached result: kind, key, size, what made it")
     clear = csub.add_parser("clear", help="delete cached results")
     clear.add_argument("kind", nargs="?", default=None,
-                       help="only this kind (model, surrogate, adversarial)")
+                       help=f"only this kind ({', '.join(cache.KINDS)})")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    absolute_environment()  # relative EQUIVAR_*_DIR mean the caller's directory, everywhere
     try:
         return COMMANDS[args.command](args)
     except (ValueError, notebooks.ChapterFailed, data.DatasetNotFoundError) as err:
@@ -94,8 +96,10 @@ def _figures(args) -> int:
 def _data(args) -> int:
     if args.action == "list":
         for name, info in data.DATASETS.items():
-            where = data.locate(name)
-            status = "missing" if any(v.startswith("missing") for v in where.values()) else "ok"
+            where = data.locate(name)  # content verified, not just present
+            states = {v.split(":")[0].split(" ")[0] for v in where.values()}
+            status = "invalid" if "invalid" in states else \
+                "missing" if "missing" in states else "ok"
             network = "needs network" if info.needs_network else "no network needed"
             print(f"{name:14s} {status:8s} {network:18s} {info.source}")
             for fname, path in where.items():
@@ -117,15 +121,21 @@ def _env(args) -> int:
 
 def _cache(args) -> int:
     if args.action == "clear":
-        print(f"removed {cache.clear(args.kind)} entries from {cache.results_dir(args.kind)}")
+        removed = cache.clear(args.kind)
+        where = cache.results_dir(args.kind)
+        print(f"removed {removed} entries from {where}")
         return 0
     entries = cache.entries()
-    print(f"{len(entries)} entries in {cache.results_dir()}")
-    for e in entries:
+    ok = [e for e in entries if e["status"] == "ok"]
+    print(f"{len(ok)} entries in {cache.results_dir()}")
+    for e in ok:
         p = e.get("params", {})
         what = ", ".join(f"{k}={p[k]}" for k in ("dataset", "variant", "kind", "seed", "attack",
                                                   "eps") if k in p)
         print(f"{e['kind']:12s} {e['key']}  {e['bytes'] / 1e6:7.2f} MB  {what}")
+    for e in entries:
+        if e["status"] != "ok":
+            print(f"{e['kind']:12s} {e['status']}: {e['path']}")
     return 0
 
 

@@ -75,8 +75,13 @@ def writable_dir(path: Path, what: str) -> Path:
     """``path`` if it is (or can be created as) a writable directory; ValueError naming it and
     ``what`` it is for otherwise."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{what} {path} is a file, not a directory")
+    for ancestor in (path, *path.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                where = "" if ancestor == path else f" ({ancestor} is a file)"
+                raise ValueError(f"{what} {path} cannot be a directory{where}"
+                                 if where else f"{what} {path} is a file, not a directory")
+            break
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -17,6 +17,7 @@ from typing import ClassVar
 from equivar.provenance import check_types, setting
 
 PROFILES = ("smoke", "default", "paper")
+MAX_SEED = 2**31 - 1  # seeds are passed to numpy, torch and scikit-learn alike
 # The names each mechanism implements (checked against the implementations in the tests).
 ALL_DATASETS = ("fashion-mnist", "mnist", "mnist-5k", "mnist-rot", "digits", "synthetic")
 VARIANTS = ("west", "sector", "baseline")
@@ -57,6 +58,9 @@ class Settings:
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got {self.profile!r}")
         check_types(self)
+        if hasattr(self, "seed") and not 0 <= self.seed <= MAX_SEED - getattr(self, "n_seeds", 1):
+            raise ValueError(f"seed must lie in 0..{MAX_SEED - getattr(self, 'n_seeds', 1)} (seeds "
+                             f"seed..seed+n_seeds-1 seed numpy and torch), got {self.seed!r}")
         unknown = [name for name in getattr(self, "datasets", ()) if name not in ALL_DATASETS]
         if unknown:
             raise ValueError(f"unknown dataset {unknown[0]!r} in datasets; valid names: "

@@ -112,3 +112,127 @@ def test_cache_list_and_clear(tmp_path, monkeypatch, capsys):
     assert "1 entries" in out and "dataset=digits, variant=west, seed=0" in out
     assert cli.main(["cache", "clear"]) == 0
     assert "removed 1 entries" in capsys.readouterr().out and cache.entries() == []
+
+
+# ----------------------------------------------------------------- errors before any work
+
+@pytest.fixture
+def never_executes(monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("a notebook was executed")
+    monkeypatch.setattr(notebooks, "execute", never)
+
+
+@pytest.fixture
+def executed(monkeypatch):
+    """Record the chapters and parameters that would run (nothing runs)."""
+    calls = []
+    monkeypatch.setattr(notebooks, "execute",
+                        lambda chapter, params, output, progress=True: calls.append(
+                            (chapter.id, params)))
+    return calls
+
+
+@pytest.mark.parametrize("argv,match", [
+    # regression: these failed 25-30 s later inside a notebook cell
+    (["run", "twirl", "-p", "seed=-1"], "chapter 'twirl': seed must lie in 0.."),
+    (["run", "twirl", "-p", f"seed={2**70}"], "chapter 'twirl': seed must lie in 0.."),
+    (["run", "twirl", "-p", "n_per_class=0"], "chapter 'twirl': n_per_class must be at least 1"),
+    (["run", "twirl", "-p", "datasets=['nope']"], "unknown dataset 'nope' in datasets"),
+    (["run", "2", "-p", "epochs=0"], "chapter 'sector-reliance': epochs must be at least 1"),
+    (["run", "-p", "n_seeds=0"], "chapter 'sector-reliance': n_seeds must be at least 1"),
+    (["run", "-p", "nonsense=1"], "no chosen chapter has a parameter 'nonsense'"),
+])
+def test_settings_are_validated_in_the_cli_process(argv, match, capsys, never_executes):
+    assert cli.main(argv) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_figures_dir_that_is_a_file(tmp_path, capsys, never_executes):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main(["run", "twirl", "-p", f"figures_dir={blocker}"]) == 2
+    assert f"figures_dir {blocker} is a file, not a directory" in capsys.readouterr().err
+
+
+def test_output_that_is_a_file(tmp_path, capsys, never_executes):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main(["run", "twirl", "--output", str(blocker)]) == 2
+    assert f"--output {blocker} is a file, not a directory" in capsys.readouterr().err
+
+
+def test_a_parameter_goes_to_the_chapters_that_have_it(tmp_path, executed):
+    # regression: `equivar run -p n_seeds=1` over all chapters was refused (twirl has none)
+    assert cli.main(["run", "-p", "n_seeds=1", "--output", str(tmp_path)]) == 0
+    got = dict(executed)
+    assert "n_seeds" not in got["twirl"]
+    assert all(got[c]["n_seeds"] == 1 for c in ("sector-reliance", "transfer", "suppression"))
+
+
+def test_a_chapter_named_twice_runs_once(tmp_path, executed):
+    # regression: `equivar run 1 01` ran the chapter twice
+    assert cli.main(["run", "1", "01", "twirl", "--output", str(tmp_path)]) == 0
+    assert [c for c, _ in executed] == ["twirl"]
+
+
+def test_relative_figures_dir_is_made_absolute(tmp_path, monkeypatch, executed):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "twirl", "-p", "figures_dir=figs", "--output", "out"]) == 0
+    assert executed[0][1]["figures_dir"] == str(tmp_path / "figs")
+
+
+def test_relative_environment_is_made_absolute_before_kernels_start(tmp_path, monkeypatch):
+    # regression: relative EQUIVAR_*_DIR resolved against notebooks/ inside the kernel
+    import os
+
+    import papermill
+
+    seen = {}
+
+    def fake_execute(*args, **kwargs):
+        seen.update({k: os.environ.get(k) for k in ("EQUIVAR_CACHE_DIR", "EQUIVAR_DATA_DIR",
+                                                    "EQUIVAR_FIGURES_DIR")})
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    monkeypatch.chdir(tmp_path)
+    for name in ("EQUIVAR_CACHE_DIR", "EQUIVAR_DATA_DIR", "EQUIVAR_FIGURES_DIR"):
+        monkeypatch.setenv(name, "rel/" + name.lower())
+    notebooks.execute(notebooks.find("twirl"), {"profile": "smoke"}, tmp_path / "out",
+                      progress=False)
+    assert seen == {name: str(tmp_path / "rel" / name.lower()) for name in seen}
+
+
+def test_cache_clear_refuses_a_path(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EQUIVAR_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "a.json").write_text("{}")
+    assert cli.main(["cache", "clear", "../../foreign"]) == 2
+    assert "unknown cache kind '../../foreign'" in capsys.readouterr().err
+    assert (tmp_path / "foreign" / "a.json").exists()
+
+
+def test_cache_list_names_a_broken_record(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EQUIVAR_CACHE_DIR", str(tmp_path))
+    broken = tmp_path / "results" / "model" / ("a" * 24 + ".json")
+    broken.parent.mkdir(parents=True)
+    broken.write_text("[not json")
+    assert cli.main(["cache", "list"]) == 0
+    assert f"not an entry: {broken}" in capsys.readouterr().out
+
+
+def test_figures_names_a_broken_record(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EQUIVAR_FIGURES_DIR", str(tmp_path))
+    (tmp_path / "fig-twirl-x.json").write_text("{truncated")
+    assert cli.main(["figures"]) == 2
+    assert f"figure record {tmp_path / 'fig-twirl-x.json'} cannot be read" in \
+        capsys.readouterr().err
+
+
+def test_every_chapter_parameter_is_a_setting_the_cli_validates():
+    import dataclasses
+
+    for chapter in notebooks.chapters():
+        cls = notebooks.CHAPTER_SETTINGS[chapter.id]
+        fields = {f.name for f in dataclasses.fields(cls)}
+        assert set(notebooks.parameters(chapter)) - set(notebooks.PLUMBING) <= fields, chapter

@@ -188,8 +188,8 @@ class TestDownloads:
                 data.load("mnist", "train")
         assert not (data_dir / "mnist" / "train-images-idx3-ubyte.gz").exists()
 
-    def test_corrupt_cached_file_is_removed_and_fetched_again(self, rng, tmp_path, data_dir,
-                                                              monkeypatch):
+    def test_corrupt_cached_file_is_set_aside_and_fetched_again(self, rng, tmp_path, data_dir,
+                                                                 monkeypatch):
         files, images, _ = self._files(rng)
         self._publish(tmp_path / "mirror", files)
         cached = data_dir / "mnist" / "train-images-idx3-ubyte.gz"
@@ -197,9 +197,12 @@ class TestDownloads:
         cached.write_bytes(gzip.compress(b"half-written"))
         with serve(tmp_path / "mirror") as url:
             register_fixture_dataset(monkeypatch, "mnist", url, files)
-            with pytest.warns(UserWarning, match="removed it from the cache"):
+            with pytest.warns(UserWarning, match="moved it to train-images-idx3-ubyte.gz.invalid"):
                 x, _ = data.load("mnist", "train")
         assert np.array_equal(x, images / np.float32(255.0))
+        # never deleted: the user's bytes are kept beside the good copy
+        assert gzip.decompress((cached.parent / (cached.name + ".invalid")).read_bytes()) \
+            == b"half-written"
 
     def test_no_network_says_where_it_looked_and_what_to_do(self, rng, data_dir, monkeypatch):
         files, _, _ = self._files(rng)
@@ -272,7 +275,8 @@ class TestMnistRot:
         md5 = hashlib.md5(zpath.read_bytes()).hexdigest()
         self._register(monkeypatch, f"http://127.0.0.1:{closed_port()}/x.zip", md5)
         (data_dir / "mnist-rot" / "mnist_rotation_new.npz").write_bytes(b"truncated")
-        x, y = data.load("mnist-rot", "test")
+        with pytest.warns(UserWarning, match="not a valid parsed MNIST-rot file"):
+            x, y = data.load("mnist-rot", "test")
         assert np.array_equal(y, te_y)
 
     def test_bad_rows_are_rejected(self):
@@ -281,14 +285,39 @@ class TestMnistRot:
         with pytest.raises(data.ChecksumError, match="labels outside"):
             data._parse_amat((" ".join(["0.5"] * 784) + " 12.0\n").encode(), "member.amat")
 
-    def test_wrong_md5_removes_the_zip(self, rng, tmp_path, data_dir, monkeypatch):
+    def test_wrong_md5_sets_the_zip_aside(self, rng, tmp_path, data_dir, monkeypatch):
         zpath = data_dir / "mnist-rot" / "mnist_rotation_new.zip"
         zpath.parent.mkdir(parents=True)
         write_mnist_rot_zip(zpath, rng, n_train_valid=3, n_test=2)
         self._register(monkeypatch, f"http://127.0.0.1:{closed_port()}/x.zip", "0" * 32)
-        with pytest.raises(data.ChecksumError, match="expected md5:0{32}"):
+        with pytest.raises(data.ChecksumError, match="expected md5:0{32}.*moved it to"):
             data.load("mnist-rot", "test")
-        assert not zpath.exists()
+        assert not zpath.exists() and zpath.with_name(zpath.name + ".invalid").exists()
+
+    @pytest.mark.parametrize("forge", [
+        lambda t: t.update(test_x=np.full_like(t["test_x"], 7.0)),   # pixels outside [0, 1]
+        lambda t: t.update(test_y=np.full_like(t["test_y"], 99)),    # labels outside 0..9
+        lambda t: t.update(test_y=(t["test_y"] + 1) % 10),           # valid-looking but changed
+    ])
+    def test_forged_parsed_file_is_not_trusted(self, rng, tmp_path, data_dir, monkeypatch,
+                                               forge):
+        # regression: the parsed .npz was trusted on its self-declared archive MD5
+        zpath = data_dir / "mnist-rot" / "mnist_rotation_new.zip"
+        zpath.parent.mkdir(parents=True)
+        _, (_, te_y) = write_mnist_rot_zip(zpath, rng, n_train_valid=3, n_test=5)
+        md5 = hashlib.md5(zpath.read_bytes()).hexdigest()
+        self._register(monkeypatch, f"http://127.0.0.1:{closed_port()}/x.zip", md5)
+        data.load("mnist-rot", "test")
+        parsed = data_dir / "mnist-rot" / "mnist_rotation_new.npz"
+        with np.load(parsed) as stored:
+            table = {k: stored[k] for k in stored.files}
+        forge(table)
+        with open(parsed, "wb") as handle:
+            np.savez(handle, **table)
+        data._load_full.cache_clear()
+        with pytest.warns(UserWarning, match="not a valid parsed MNIST-rot file"):
+            x, y = data.load("mnist-rot", "test")
+        assert np.array_equal(y, te_y) and x.max() <= 1
 
 
 # ------------------------------------------------------------------ bundled datasets
@@ -397,3 +426,105 @@ def test_fingerprint_changes_with_content():
     y2 = y.copy()
     y2[0] = (y2[0] + 1) % 10
     assert f != data.fingerprint(x, y2)
+
+
+# ------------------------------------------------------------------ files that are not ours
+
+class TestLocalFiles:
+    """Regressions: user files were deleted, read-only directories crashed, `data list`
+    trusted existence instead of content."""
+
+    _files = TestDownloads._files
+
+    def _user_dir(self, data_dir):
+        folder = data_dir / "mnist"
+        folder.mkdir(parents=True)
+        return folder
+
+    def test_gzip_saved_without_its_suffix_is_read_not_deleted(self, rng, data_dir,
+                                                              monkeypatch):
+        files, images, labels = self._files(rng)
+        register_fixture_dataset(monkeypatch, "mnist", f"http://127.0.0.1:{closed_port()}/",
+                                 files)
+        folder = self._user_dir(data_dir)
+        for fname, content in files.values():
+            (folder / fname.removesuffix(".gz")).write_bytes(gzip.compress(content))
+        x, y = data.load("mnist", "train")
+        assert np.array_equal(y, labels)
+        assert len(list(folder.iterdir())) == 4
+
+    def test_invalid_user_file_is_kept_and_named(self, rng, data_dir, monkeypatch):
+        files, _, _ = self._files(rng)
+        register_fixture_dataset(monkeypatch, "mnist", f"http://127.0.0.1:{closed_port()}/",
+                                 files)
+        folder = self._user_dir(data_dir)
+        mine = folder / "train-images-idx3-ubyte"
+        mine.write_bytes(b"my own notes, not MNIST")
+        with pytest.warns(UserWarning, match=r"train-images-idx3-ubyte.*moved it to"):
+            with pytest.raises(data.DatasetNotFoundError):
+                data.load("mnist", "train")
+        assert (folder / "train-images-idx3-ubyte.invalid").read_bytes() == \
+            b"my own notes, not MNIST"
+
+    def test_corrupt_file_in_read_only_dir_falls_back_to_debian(self, rng, tmp_path, data_dir,
+                                                               monkeypatch):
+        files, _, labels = self._files(rng)
+        register_fixture_dataset(monkeypatch, "fashion-mnist",
+                                 f"http://127.0.0.1:{closed_port()}/", files)
+        debian = tmp_path / "debian"
+        (debian / "fashion-mnist").mkdir(parents=True)
+        for fname, content in files.values():
+            (debian / "fashion-mnist" / fname).write_bytes(gzip.compress(content))
+        monkeypatch.setattr(data, "DEBIAN_DIR", debian)
+        folder = data_dir / "fashion-mnist"
+        folder.mkdir(parents=True)
+        corrupt = folder / "train-images-idx3-ubyte.gz"
+        corrupt.write_bytes(b"corrupt")
+
+        def read_only(*args, **kwargs):  # the tests run as root: simulate the read-only dir
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(data.os, "rename", read_only)
+        with pytest.warns(UserWarning, match="left it in place"):
+            x, y = data.load("fashion-mnist", "train")
+        assert np.array_equal(y, labels) and corrupt.read_bytes() == b"corrupt"
+
+    def test_data_dir_that_is_a_file(self, rng, tmp_path, monkeypatch):
+        files, _, _ = self._files(rng)
+        register_fixture_dataset(monkeypatch, "mnist", f"http://127.0.0.1:{closed_port()}/",
+                                 files)
+        blocker = tmp_path / "not-a-dir"
+        blocker.write_text("x")
+        monkeypatch.setenv("EQUIVAR_DATA_DIR", str(blocker))
+        data._load_full.cache_clear()
+        with pytest.raises(data.DatasetNotFoundError, match=r"not-a-dir is a file"):
+            data.load("mnist", "train")
+
+    def test_directory_where_a_data_file_should_be(self, rng, data_dir, monkeypatch):
+        files, _, _ = self._files(rng)
+        register_fixture_dataset(monkeypatch, "mnist", f"http://127.0.0.1:{closed_port()}/",
+                                 files)
+        (data_dir / "mnist" / "train-images-idx3-ubyte.gz").mkdir(parents=True)
+        with pytest.warns(UserWarning, match="is a directory where a data file should be"):
+            with pytest.raises(data.ChecksumError, match="in the way of the download"):
+                data.load("mnist", "train")
+
+    def test_locate_checks_content(self, rng, data_dir, monkeypatch):
+        files, _, _ = self._files(rng)
+        register_fixture_dataset(monkeypatch, "mnist", f"http://127.0.0.1:{closed_port()}/",
+                                 files)
+        folder = self._user_dir(data_dir)
+        for fname, _ in files.values():
+            (folder / fname).write_bytes(gzip.compress(b"garbage"))
+        where = data.locate("mnist")
+        assert all(v.startswith("invalid: checksum mismatch") for v in where.values()), where
+        for fname, content in files.values():
+            (folder / fname).write_bytes(gzip.compress(content))
+        assert data.locate("mnist") == {f: str(folder / f) for f, _ in files.values()}
+
+
+@pytest.mark.parametrize("noise", [float("nan"), float("inf"), -0.1, "0.1"])
+def test_synthetic_noise_must_be_a_finite_sigma(noise):
+    # regression: noise=nan returned all-NaN images although [0, 1] is promised
+    with pytest.raises(ValueError, match="noise must be a finite number"):
+        data.synthetic(4, noise=noise)

