@@ -9,6 +9,13 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= default
+# One thread per process (see equivar/runtime.py and benchmarks/threads.py): on a shared 2-core
+# machine torch/OpenBLAS thread pools spin-wait and slow every step down; parallelism comes
+# from processes (equivar run --workers N). A value set in the caller's environment wins.
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: env data test book html paper bench clean
 

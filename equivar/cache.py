@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -26,8 +27,6 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import torch
 from filelock import FileLock
 
 from equivar.paths import cache_root
@@ -175,15 +174,28 @@ def _parts(folder: Path, key: str | None = None) -> list[Path]:
                   and (key is None or m["key"] == key) and p.is_file())
 
 
+# numpy and torch are imported where entries are read and written, so that commands which only
+# run notebooks (and import this module for atomic_path) start without loading torch.
+
 def _write(path: Path, result, fmt: str) -> None:
+    import numpy as np
+    import torch
+
     if fmt == "pt":
-        torch.save(result, path)
+        # through a buffer: torch names the zip's folder after the (random) temporary file,
+        # which would make identical results differ byte for byte
+        buffer = io.BytesIO()
+        torch.save(result, buffer)
+        path.write_bytes(buffer.getvalue())
     else:
         with open(path, "wb") as handle:
             np.savez_compressed(handle, **result)
 
 
 def _read(path: Path, fmt: str):
+    import numpy as np
+    import torch
+
     if fmt == "pt":
         return torch.load(path, weights_only=True)
     with np.load(path) as table:

@@ -1,7 +1,7 @@
 """The ``equivar`` command line (also ``python -m equivar``).
 
-    equivar run [CHAPTER ...] --profile smoke|default|paper -p key=value ...
-    equivar book [--profile P] [--no-execute]
+    equivar run [CHAPTER ...] --profile smoke|default|paper -p key=value ... [--workers N]
+    equivar book [--profile P] [--no-execute] [--workers N | --scheduler ADDRESS]
     equivar figures
     equivar data list | equivar data fetch NAME
     equivar env
@@ -16,9 +16,10 @@ import argparse
 import platform
 import sys
 
-from equivar import cache, data
+from equivar import cache
 from equivar.book import notebooks, site as book
 from equivar.paths import absolute_environment
+from equivar.runtime import pin_threads
 from equivar.settings import PROFILES
 
 def _params(pairs: list[str]) -> dict[str, object]:
@@ -41,11 +42,13 @@ def parser() -> argparse.ArgumentParser:
                      help="a notebook parameter (Python literal or string); repeatable")
     run.add_argument("--output", default=None, help="directory for executed notebooks "
                                                     "(default: book/chapters)")
+    _sweep_arguments(run)
     bk = sub.add_parser("book", help="execute every chapter and build the HTML book")
     bk.add_argument("--profile", default="default", choices=PROFILES)
     bk.add_argument("--no-execute", action="store_true",
                     help="render the chapters already in book/chapters")
     bk.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    _sweep_arguments(bk)
     sub.add_parser("figures", help="list every figure: id, chapter, caption, files")
     dat = sub.add_parser("data", help="list datasets or fetch one ahead of time")
     dsub = dat.add_subparsers(dest="action", required=True)
@@ -62,23 +65,46 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _sweep_arguments(sub: argparse.ArgumentParser) -> None:
+    group = sub.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=_positive, default=None, metavar="N",
+                       help="first compute the chapters' models and attacks on a local Dask "
+                            "cluster of N worker processes, then run the notebooks")
+    group.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="the same on a running Dask scheduler (tcp://host:8786); workers "
+                            "need the same EQUIVAR_CACHE_DIR and checkout")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     absolute_environment()  # relative EQUIVAR_*_DIR mean the caller's directory, everywhere
+    pin_threads()           # one thread per process; kernels and workers inherit it
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, notebooks.ChapterFailed, data.DatasetNotFoundError) as err:
+    except (ValueError, FileNotFoundError, RuntimeError) as err:  # ChapterFailed, unit failures
         print(f"equivar: error: {err}", file=sys.stderr)
         return 2
 
 
 def _run(args) -> int:
-    book.run_chapters(args.chapters, args.profile, _params(args.param), args.output)
+    book.run_chapters(args.chapters, args.profile, _params(args.param), args.output,
+                      workers=args.workers, scheduler=args.scheduler)
     return 0
 
 
 def _book(args) -> int:
-    return book.build(args.profile, execute=not args.no_execute, params=_params(args.param))
+    return book.build(args.profile, execute=not args.no_execute, params=_params(args.param),
+                      workers=args.workers, scheduler=args.scheduler)
 
 
 def _figures(args) -> int:
@@ -94,6 +120,8 @@ def _figures(args) -> int:
 
 
 def _data(args) -> int:
+    from equivar import data  # numpy, pooch: only for this command
+
     if args.action == "list":
         for name, info in data.DATASETS.items():
             where = data.locate(name)  # content verified, not just present

@@ -10,8 +10,6 @@ import dataclasses
 import typing
 from typing import Any
 
-import pandas as pd
-
 SOURCES = {
     "abstract": "the abstract of arXiv:2604.15552 (Krumtünger, Sevior, Usman 2026)",
     "west": "West, Heredge, Sevior, Usman, PRX Quantum 5, 030320 (2024) and its public code",
@@ -28,11 +26,13 @@ def setting(default: Any, source: str, why: str, **kwargs) -> Any:
     return dataclasses.field(default=default, metadata={"source": source, "why": why}, **kwargs)
 
 
-def provenance_table(*objects) -> pd.DataFrame:
+def provenance_table(*objects) -> "pd.DataFrame":
     """One row per field of the given dataclass instances: setting, value, source, why.
 
     Nested dataclass values are expanded with a dotted prefix.
     """
+    import pandas as pd  # here, not at the top: the CLI imports the settings and must start fast
+
     rows = []
     for obj in objects:
         rows.extend(_rows(obj, prefix=""))

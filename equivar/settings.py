@@ -204,6 +204,9 @@ class TransferSettings(Settings):
     pgd_step_factor: float = setting(2.5, "standard", "PGD step size = factor × ε / steps, a "
                                                       "common convention")
     n_attack: int = setting(400, "ours", "test images attacked per dataset")
+    image_seed: int = setting(0, "ours", "seed of the sample of attacked test images, the same "
+                                         "for every model seed, so that a sweep split by seeds "
+                                         "computes the same adversarial sets")
     reference_eps: float = setting(0.1, "ours", "ε of the transfer matrix and the conclusion")
 
     def validate(self) -> None:

@@ -7,6 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from equivar.runtime import pin_threads
+
+# the project's thread policy (equivar.runtime) in the test process too: results are bitwise
+# reproducible only under one policy, and the sweep test compares with worker processes
+pin_threads()
+torch.set_num_threads(1)
+
 ATOL = 1e-10  # exact identities (invariance, twirl, sector closed forms, fast path)
 
 

@@ -51,9 +51,8 @@ def test_interrupted_computation_leaves_no_entry(cache_dir):
 
 
 def test_interrupted_write_leaves_no_entry(cache_dir, monkeypatch):
-    def broken_save(obj, path):
-        with open(path, "wb") as handle:
-            handle.write(b"partial")
+    def broken_save(obj, target):
+        target.write(b"partial")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", broken_save)
@@ -246,3 +245,14 @@ def test_two_writers_of_one_key_compute_it_once(cache_dir):
     assert out[0][0] == out[1][0]        # the second got the first's result, not its own
     (entry,) = [e for e in cache.entries() if e["status"] == "ok"]
     assert entry["sha256"] == cache.sha256_file(entry["path"])
+
+
+def test_identical_results_give_identical_files(tmp_path, monkeypatch):
+    # the sweep test compares workers' entries with a serial run's by checksum
+    digests = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("EQUIVAR_CACHE_DIR", str(tmp_path / name))
+        cache.cached("model", {"a": 1}, lambda: {"w": torch.arange(4.0), "loss": [0.5]})
+        (entry,) = [e for e in cache.entries() if e["status"] == "ok"]
+        digests.append(entry["sha256"])
+    assert digests[0] == digests[1]

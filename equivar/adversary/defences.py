@@ -7,6 +7,8 @@ that a :class:`~equivar.learn.train.ModelSpec` names.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 
 from equivar.adversary import attacks
@@ -18,9 +20,12 @@ ADVERSARIAL_TRAINING_SEED_OFFSET = 1000
 
 
 def augmented_training_set(images, labels, kind: str, strength: float, seed: int,
-                           surrogate=None, steps: int = 20, step_factor: float = 2.5):
+                           surrogate=None, surrogate_id: dict | None = None, steps: int = 20,
+                           step_factor: float = 2.5):
     """The training images plus one perturbed copy of each: ``kind`` is ``"gaussian"``
-    (σ = strength, clipped to [0, 1]) or ``"pgd"`` (ε = strength, crafted on ``surrogate``)."""
+    (σ = strength, clipped to [0, 1]) or ``"pgd"`` (ε = strength, crafted on ``surrogate``).
+    With ``surrogate_id`` (the surrogate's spec as a dict) the PGD set goes through the result
+    cache, so models that train on the same images share one crafted set."""
     images = np.asarray(images, dtype=np.float32)
     if kind == "gaussian":
         rng = np.random.default_rng([seed, 7])
@@ -28,8 +33,12 @@ def augmented_training_set(images, labels, kind: str, strength: float, seed: int
     elif kind == "pgd":
         if surrogate is None:
             raise ValueError("adversarial training needs a surrogate to craft PGD examples on")
-        extra = attacks.craft(surrogate, images, labels, "pgd", strength, steps, step_factor,
-                              seed=seed + 1000)
+        if surrogate_id is None:
+            extra = attacks.craft(surrogate, images, labels, "pgd", strength, steps,
+                                  step_factor, seed=seed + 1000)
+        else:
+            extra = attacks.adversarial_set(surrogate, surrogate_id, images, labels, "pgd",
+                                            strength, steps, step_factor, seed=seed + 1000)
     else:
         raise ValueError(f"augmentation must be 'gaussian' or 'pgd', got {kind!r}")
     return (np.concatenate([images, extra.astype(np.float32)]),
@@ -43,12 +52,16 @@ def trained_defended(spec: ModelSpec, progress: bool = True):
         return trained(spec, progress=progress)
 
     def augmentation(images, labels):
-        surrogate = None
+        surrogate, surrogate_id = None, None
         if spec.augment == "pgd":
+            # crafted once per training set and shared by every variant (result cache)
             kind, n_train, epochs = spec.augment_surrogate
-            surrogate, _ = train_surrogate(SurrogateSpec(
-                spec.dataset, kind, spec.seed + ADVERSARIAL_TRAINING_SEED_OFFSET, n_train, epochs))
+            surrogate_spec = SurrogateSpec(spec.dataset, kind,
+                                           spec.seed + ADVERSARIAL_TRAINING_SEED_OFFSET,
+                                           n_train, epochs)
+            surrogate, _ = train_surrogate(surrogate_spec)
+            surrogate_id = asdict(surrogate_spec)
         return augmented_training_set(images, labels, spec.augment, spec.augment_strength,
-                                      spec.seed, surrogate)
+                                      spec.seed, surrogate, surrogate_id)
 
     return trained(spec, progress=progress, augmentation=augmentation)

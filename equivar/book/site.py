@@ -28,13 +28,15 @@ def generated_dir() -> Path:
 
 
 def run_chapters(names, profile: str, params: dict | None = None,
-                 output: Path | None = None, progress: bool = True) -> dict[str, float]:
+                 output: Path | None = None, progress: bool = True, workers: int | None = None,
+                 scheduler: str | None = None) -> dict[str, float]:
     """Execute chapters (ids, numbers or stems; all if empty; each once) and return seconds
     per chapter.
 
     A parameter goes to every chosen chapter that has it; one that no chosen chapter has is
     an error. All parameters are validated for every chapter, and the output directory
-    checked, before the first one runs.
+    checked, before the first one runs. With ``workers`` or ``scheduler`` the chapters'
+    expensive units are first computed on Dask (:mod:`equivar.book.sweep`).
     """
     chosen = list(dict.fromkeys(notebooks.find(n) for n in names)) if names \
         else notebooks.chapters()
@@ -56,6 +58,13 @@ def run_chapters(names, profile: str, params: dict | None = None,
     output = notebooks.book_chapters_dir() if output is None else Path(output).absolute()
     writable_dir(output, "--output")
     timings = {}
+    if workers is not None or scheduler is not None:
+        from equivar.book import sweep  # Dask and the studies: only for a sweep
+
+        start = time.perf_counter()
+        sweep.compute(sweep.plan(chosen, profile, per_chapter), workers, scheduler, progress)
+        timings["sweep"] = time.perf_counter() - start
+        _record_timings(output, profile, {"sweep": timings["sweep"]})
     for chapter in chosen:
         start = time.perf_counter()
         notebooks.execute(chapter, per_chapter[chapter], output / chapter.path.name,
@@ -203,9 +212,10 @@ def render_html(strict: bool = True) -> int:
     return subprocess.run(cmd, cwd=project_root()).returncode
 
 
-def build(profile: str = "default", execute: bool = True, params: dict | None = None) -> int:
+def build(profile: str = "default", execute: bool = True, params: dict | None = None,
+          workers: int | None = None, scheduler: str | None = None) -> int:
     """Execute every chapter (unless ``execute`` is False), write generated pages, render."""
     if execute:
-        run_chapters([], profile, params)
+        run_chapters([], profile, params, workers=workers, scheduler=scheduler)
     write_generated_pages()
     return render_html()

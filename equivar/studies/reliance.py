@@ -22,6 +22,7 @@ from equivar.core.model import QuantumClassifier, amplitudes
 from equivar.core.transforms import TRANSFORMS, swap_sectors
 from equivar.learn.train import ModelSpec, accuracy, encode, predict, trained
 from equivar.settings import VARIANT_LABELS
+from equivar.studies.units import Unit, train_model
 
 
 def transform_accuracies(model: QuantumClassifier, grids, labels, seed: int = 0) -> dict:
@@ -132,6 +133,16 @@ def sector_attribution(model: QuantumClassifier, grids) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------- the chapter's study
+
+def units(settings) -> list[Unit]:
+    """Chapter 2's expensive work: one trained model per dataset, seed and variant."""
+    names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
+    return [Unit(1, f"model {dataset}/{variant}/seed {seed}", train_model,
+                 (ModelSpec.from_settings(settings, dataset, variant, seed),))
+            for dataset in names
+            for seed in range(settings.seed, settings.seed + settings.n_seeds)
+            for variant in settings.variants]
+
 
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Train (or load) every model of chapter 2 and run every analysis on it.

@@ -26,13 +26,15 @@ from equivar.core.rings import sample_grid
 from equivar.learn import surrogates
 from equivar.learn.train import ModelSpec
 from equivar.settings import VARIANT_LABELS
+from equivar.studies import transfer
 from equivar.studies.reliance import summarise
+from equivar.studies.units import Unit, train_model
 
 
 def model_grid(settings, dataset: str, variant: str, seed: int) -> list[tuple[str, str, object]]:
     """(label, group, ModelSpec) of every model of the study for one dataset/variant/seed."""
     base = ModelSpec.from_settings(settings.model_settings(), dataset, variant, seed)
-    transfer = settings.transfer_settings()
+    transfer_settings = settings.transfer_settings()
     out = [("none", "k=0 down-weighting", base)]
     for alpha in settings.alphas:
         if alpha < 1:
@@ -45,8 +47,8 @@ def model_grid(settings, dataset: str, variant: str, seed: int) -> list[tuple[st
                 replace(base, augment="gaussian", augment_strength=settings.noise_sigma)))
     out.append(("adversarial training", "reference defence",
                 replace(base, augment="pgd", augment_strength=settings.adversarial_eps,
-                        augment_surrogate=("cnn", transfer.surrogate_n_train,
-                                           transfer.surrogate_epochs))))
+                        augment_surrogate=("cnn", transfer_settings.surrogate_n_train,
+                                           transfer_settings.surrogate_epochs))))
     return out
 
 
@@ -73,7 +75,7 @@ def equivalence(model, grids) -> dict[str, float]:
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Run chapter 4 for :class:`equivar.settings.SuppressionSettings`: DataFrames ``clean``,
     ``robust``, ``equivalence``, ``notes``."""
-    transfer = settings.transfer_settings()
+    transfer_settings = settings.transfer_settings()
     names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     seeds = [settings.seed + i for i in range(settings.n_seeds)]
     rows = {"clean": [], "robust": [], "equivalence": []}
@@ -82,7 +84,7 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     for dataset, seed, variant in tqdm(jobs, desc="models", disable=not progress):
         if (dataset, seed) not in loaded:
             loaded.clear()
-            loaded[(dataset, seed)] = _adversarial_sets(transfer, dataset, seed)
+            loaded[(dataset, seed)] = _adversarial_sets(transfer_settings, dataset, seed)
         images, labels, adversarial = loaded[(dataset, seed)]
         for label, group, spec in model_grid(settings, dataset, variant, seed):
             model, record = trained_defended(spec, progress=False)
@@ -107,22 +109,30 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _adversarial_sets(transfer, dataset: str, seed: int):
+def _adversarial_sets(transfer_settings, dataset: str, seed: int):
     """Chapter 3's attacked test images of ``dataset`` and its stored adversarial sets from
     every classical surrogate of ``seed``: (images, labels, {(source, attack, eps): images})."""
-    n = min(transfer.n_attack, data.split_size(dataset, "test"))
-    images, labels = data.load(dataset, "test", n=n, seed=transfer.seed)
-    adversarial = {}
-    for kind in transfer.surrogates:
-        spec = surrogates.SurrogateSpec(dataset, kind, seed, transfer.surrogate_n_train,
-                                     transfer.surrogate_epochs)
-        surrogate, _ = surrogates.train_surrogate(spec)
-        for attack in transfer.attacks:
-            for eps in transfer.epsilons:
-                adversarial[(kind, attack, eps)] = attacks.adversarial_set(
-                    surrogate, asdict(spec), images, labels, attack, eps, transfer.pgd_steps,
-                    transfer.pgd_step_factor, seed)
+    images, labels = transfer.attacked_images(transfer_settings, dataset)
+    adversarial = {(kind, attack, eps): adv for kind in transfer_settings.surrogates
+                   for (attack, eps), adv in transfer.adversarial_sets(
+                       transfer_settings, dataset, seed, kind).items()}
     return images, labels, adversarial
+
+
+def units(settings) -> list[Unit]:
+    """Chapter 4's expensive work: every suppressed and defended model (stage 1) and chapter
+    3's adversarial sets from the surrogates (stages 1-2)."""
+    transfer_settings = settings.transfer_settings()
+    names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
+    out = [u for u in transfer.units(transfer_settings)
+           if u.fn is not transfer.adversarial_sets or u.args[3] in transfer_settings.surrogates]
+    for dataset in names:
+        for seed in range(settings.seed, settings.seed + settings.n_seeds):
+            for variant in settings.variants:
+                for label, _, spec in model_grid(settings, dataset, variant, seed):
+                    out.append(Unit(1, f"model {dataset}/{variant}/seed {seed}: {label}",
+                                    train_model, (spec,)))
+    return out
 
 
 def robust_summary(results, eps: float, attack: str = "pgd") -> pd.DataFrame:

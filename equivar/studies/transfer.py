@@ -6,7 +6,7 @@ of each perturbation. The summaries and the generated conclusion live here too.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pandas as pd
@@ -22,9 +22,62 @@ from equivar.learn import surrogates
 from equivar.learn.train import ModelSpec, predict, trained
 from equivar.settings import SAMPLING, VARIANT_LABELS
 from equivar.studies.reliance import summarise
+from equivar.studies.units import Unit, train_model, train_surrogate
 
 QUANTUM = ("west", "sector", "baseline")
 PARTS = ("full", "k=0 only", "k>=1 only")
+
+
+def attacked_images(settings, dataset: str):
+    """The test images every source attacks on ``dataset``: (images, labels), drawn with
+    ``settings.image_seed`` (the same sample for every model seed)."""
+    n = min(settings.n_attack, data.split_size(dataset, "test"))
+    return data.load(dataset, "test", n=n, seed=settings.image_seed)
+
+
+def source_model(settings, dataset: str, seed: int, source: str):
+    """The attacking model ``source`` (a surrogate kind or a quantum variant) of ``seed`` and
+    its identity for the cache: (classifier on pixels, spec as a dict)."""
+    if source in settings.surrogates:
+        spec = surrogates.SurrogateSpec(dataset, source, seed, settings.surrogate_n_train,
+                                        settings.surrogate_epochs)
+        return surrogates.train_surrogate(spec)[0], asdict(spec)
+    spec = ModelSpec.from_settings(settings.model_settings(), dataset, source, seed)
+    return QuantumPipeline(trained(spec, progress=False)[0]), asdict(spec)
+
+
+def adversarial_sets(settings, dataset: str, seed: int, source: str) -> dict:
+    """Every adversarial set crafted on ``source`` (cached): {(attack, eps): images}."""
+    images, labels = attacked_images(settings, dataset)
+    model, source_id = source_model(settings, dataset, seed, source)
+    return {(attack, eps): attacks.adversarial_set(model, source_id, images, labels, attack, eps,
+                                                   settings.pgd_steps, settings.pgd_step_factor,
+                                                   seed)
+            for attack in settings.attacks for eps in settings.epsilons}
+
+
+def units(settings) -> list[Unit]:
+    """Chapter 3's expensive work: the quantum targets, the surrogates (stage 1) and every
+    adversarial set (stage 2)."""
+    names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
+    models = settings.model_settings()
+    out = []
+    for dataset in names:
+        for seed in range(settings.seed, settings.seed + settings.n_seeds):
+            for variant in QUANTUM:
+                out.append(Unit(1, f"model {dataset}/{variant}/seed {seed}", train_model,
+                                (ModelSpec.from_settings(models, dataset, variant, seed),)))
+            for kind in settings.surrogates:
+                spec = surrogates.SurrogateSpec(dataset, kind, seed, settings.surrogate_n_train,
+                                                settings.surrogate_epochs)
+                out.append(Unit(1, f"surrogate {dataset}/{kind}/seed {seed}", train_surrogate,
+                                (spec,)))
+            # the unit's settings name its own seed only: keys do not depend on the split
+            own = replace(settings, seed=seed, n_seeds=1)
+            for source in list(settings.surrogates) + list(QUANTUM):
+                out.append(Unit(2, f"attacks from {source} on {dataset}/seed {seed}",
+                                adversarial_sets, (own, dataset, seed, source)))
+    return out
 
 
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
@@ -40,8 +93,7 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     bar = tqdm(total=len(jobs) * (len(settings.surrogates) + len(QUANTUM)) * len(settings.attacks)
                * len(settings.epsilons), desc="attacks", disable=not progress)
     for dataset, seed in jobs:
-        n = min(settings.n_attack, data.split_size(dataset, "test"))
-        images, labels = data.load(dataset, "test", n=n, seed=settings.seed)
+        images, labels = attacked_images(settings, dataset)
         classifiers, quantum, source_ids = {}, {}, {}
         for kind in settings.surrogates:
             spec = surrogates.SurrogateSpec(dataset, kind, seed, settings.surrogate_n_train,
@@ -229,7 +281,7 @@ def examples(settings, dataset: str, n: int = 3, source: str = "cnn", attack: st
     ``source`` at the reference ε) with predictions: dict of arrays and row captions."""
     images, labels = data.load(dataset, "test",
                                n=min(settings.n_attack, data.split_size(dataset, "test")),
-                               seed=settings.seed)
+                               seed=settings.image_seed)
     spec = surrogates.SurrogateSpec(dataset, source, settings.seed, settings.surrogate_n_train,
                                  settings.surrogate_epochs)
     surrogate, _ = surrogates.train_surrogate(spec)

@@ -1,0 +1,81 @@
+"""equivar.book.sweep and the units of the studies: what a sweep computes, that its keys do not
+depend on how it is split, and that Dask workers fill the cache exactly as a serial run."""
+from __future__ import annotations
+
+import pytest
+
+from equivar import cache, settings
+from equivar.book import notebooks, sweep
+from equivar.studies import robustness, transfer
+from equivar.studies.units import Unit, unique
+
+
+def _plan(chapter_ids, profile="smoke", **overrides):
+    chapters = [notebooks.find(c) for c in chapter_ids]
+    return sweep.plan(chapters, profile, {ch: overrides for ch in chapters})
+
+
+def test_plan_lists_each_unit_once_across_chapters():
+    units = _plan(["sector-reliance", "transfer", "suppression"])
+    keys = [u.key for u in units]
+    assert len(keys) == len(set(keys))
+    stages = [u.stage for u in units]
+    assert stages == sorted(stages)
+    # chapter 4 reuses chapter 3's surrogates: listed once although both chapters need them
+    surrogate_units = [u for u in units if u.label.startswith("surrogate ")]
+    assert len(surrogate_units) == len({u.args for u in surrogate_units})
+
+
+def test_suppression_needs_only_the_surrogate_attacks_of_chapter_three():
+    s = settings.SuppressionSettings.for_profile("smoke")
+    crafted = {u.args[3] for u in robustness.units(s) if u.fn is transfer.adversarial_sets}
+    assert crafted == set(s.transfer_settings().surrogates)
+
+
+def test_unit_keys_do_not_depend_on_how_seeds_are_split():
+    # regression: chapters 3-4 drew the attacked images with the first seed of the run
+    whole = {u.key for u in _plan(["transfer"], seed=0, n_seeds=2)}
+    split = {u.key for u in _plan(["transfer"], seed=0, n_seeds=1)} | \
+        {u.key for u in _plan(["transfer"], seed=1, n_seeds=1)}
+    assert whole == split
+    first = settings.TransferSettings.for_profile("smoke", seed=0)
+    second = settings.TransferSettings.for_profile("smoke", seed=1)
+    a, _ = transfer.attacked_images(first, "digits")
+    b, _ = transfer.attacked_images(second, "digits")
+    assert (a == b).all()
+
+
+def test_unique_keeps_the_first_and_orders_by_stage():
+    def work(x):
+        return x
+
+    units = [Unit(2, "b", work, (1,)), Unit(1, "a", work, (2,)), Unit(1, "a again", work, (2,))]
+    assert [u.label for u in unique(units)] == ["a", "b"]
+
+
+def test_bad_worker_count():
+    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+        sweep.compute([], workers=0)
+
+
+def _entries():
+    return sorted((e["kind"], e["key"], e["sha256"]) for e in cache.entries()
+                  if e["status"] == "ok")
+
+
+@pytest.mark.slow
+def test_two_dask_workers_fill_the_cache_exactly_as_a_serial_run(tmp_path, monkeypatch):
+    units = _plan(["transfer"], datasets=("digits",))
+    monkeypatch.setenv("EQUIVAR_CACHE_DIR", str(tmp_path / "serial"))
+    sweep.serial(units, progress=False)
+    serial = _entries()
+    monkeypatch.setenv("EQUIVAR_CACHE_DIR", str(tmp_path / "dask"))
+    sweep.compute(units, workers=2, progress=False)
+    n_units = len(units) - sum(u.fn is transfer.adversarial_sets for u in units)
+    assert _entries() == serial and len(serial) == n_units + _n_sets(units)
+
+
+def _n_sets(units):
+    """Cache entries a transfer plan writes beyond one per unit: one per attack and ε."""
+    s = next(u.args[0] for u in units if u.fn is transfer.adversarial_sets)
+    return sum(u.fn is transfer.adversarial_sets for u in units) * len(s.attacks) * len(s.epsilons)
