@@ -86,11 +86,17 @@ class TestRealFashionMnist:
 
     def test_full_splits_have_the_published_sizes_and_balance(self):
         x, y = data.load("fashion-mnist", "train")
-        assert x.shape == (60000, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
+        xv, yv = data.load("fashion-mnist", "valid")
+        assert x.shape == (50000, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
+        assert xv.shape == (10000, 28, 28)
         assert 0.0 <= x.min() and x.max() == 1.0
-        assert np.bincount(y).tolist() == [6000] * 10
-        # the first training labels of the published file
-        assert y[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+        assert np.bincount(y).tolist() == [5000] * 10 and np.bincount(yv).tolist() == [1000] * 10
+        # train and valid partition the published training file, in its order
+        published = data._published("fashion-mnist", "train")[1]
+        assert published[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+        carve = [data._validation_carve(published, s) for s in ("train", "valid")]
+        assert not set(carve[0]) & set(carve[1]) and len(carve[0]) + len(carve[1]) == 60000
+        assert np.array_equal(y, published[carve[0]]) and np.array_equal(yv, published[carve[1]])
         xt, yt = data.load("fashion-mnist", "test")
         assert xt.shape == (10000, 28, 28) and np.bincount(yt).tolist() == [1000] * 10
 
@@ -324,9 +330,11 @@ class TestMnistRot:
 
 def test_mnist_5k_is_a_fixed_stratified_split():
     x, y = data.load("mnist-5k", "train")
+    xv, yv = data.load("mnist-5k", "valid")
     xt, yt = data.load("mnist-5k", "test")
-    assert x.shape == (4000, 28, 28) and xt.shape == (1000, 28, 28)
-    assert np.bincount(y).tolist() == [400] * 10 and np.bincount(yt).tolist() == [100] * 10
+    assert x.shape == (3200, 28, 28) and xv.shape == (800, 28, 28) and xt.shape == (1000, 28, 28)
+    assert np.bincount(y).tolist() == [320] * 10 and np.bincount(yv).tolist() == [80] * 10
+    assert np.bincount(yt).tolist() == [100] * 10
     assert x.max() == 1.0 and x.min() == 0.0
 
 
@@ -341,8 +349,9 @@ def test_stratified_split_is_a_partition(labels):
 
 def test_digits_split_partitions_the_dataset():
     x, y = data.load("digits", "train")
+    xv, _ = data.load("digits", "valid")
     xt, yt = data.load("digits", "test")
-    assert x.shape[1:] == (8, 8) and len(x) + len(xt) == 1797
+    assert x.shape[1:] == (8, 8) and len(x) + len(xv) + len(xt) == 1797
     assert 0.0 <= x.min() and x.max() <= 1.0
     # no image appears in both splits
     train = {row.tobytes() for row in x.reshape(len(x), -1)}
@@ -390,8 +399,8 @@ def test_unknown_dataset_lists_valid_names():
 
 
 def test_unknown_split():
-    with pytest.raises(ValueError, match=r"splits \('train', 'test'\), not 'valid'"):
-        data.load("digits", "valid")
+    with pytest.raises(ValueError, match=r"splits \('train', 'valid', 'test'\), not 'dev'"):
+        data.load("digits", "dev")
 
 
 @pytest.mark.parametrize("n", [0, -3, 2.5, True])
@@ -528,3 +537,14 @@ def test_synthetic_noise_must_be_a_finite_sigma(noise):
     # regression: noise=nan returned all-NaN images although [0, 1] is promised
     with pytest.raises(ValueError, match="noise must be a finite number"):
         data.synthetic(4, noise=noise)
+
+
+@pytest.mark.parametrize("name", ["mnist-5k", "digits"])
+def test_validation_split_is_carved_from_training_data(name):
+    x, y = data.load(name, "train")
+    xv, yv = data.load(name, "valid")
+    xt, _ = data.load(name, "test")
+    rows = lambda a: {r.tobytes() for r in a.reshape(len(a), -1)}
+    assert not rows(x) & rows(xv) and not rows(xv) & rows(xt)
+    assert abs(len(yv) / (len(y) + len(yv)) - 0.2) < 0.01
+    assert np.bincount(yv).min() >= 0.9 * np.bincount(yv).max()

