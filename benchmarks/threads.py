@@ -5,9 +5,10 @@ Times, in subprocesses started with each thread configuration, a forward + backw
 surrogate (batch 128, 28×28), the two hot loops of the chapters. Configurations: 1 thread;
 2 threads (torch's default here); 2 threads with ``OMP_WAIT_POLICY=PASSIVE``. Rounds are
 interleaved (every configuration once per round, in turn), so machine load hits all alike;
-the machine's load average is recorded. ``--busy N`` runs the same rounds a second time while
-N busy-looping processes compete for the cores (the situation of a shared machine, or of
-several workers of a sweep). Writes ``benchmarks/results/threads.md`` and ``threads.json``.
+the machine's load average is recorded. Then the same rounds again in two situations of a
+shared machine: with ``--busy N`` busy-looping Python processes competing for the cores, and
+with two copies of the same configuration running at once (two sweep workers, or a notebook
+and a test run, each with its own thread pool). Writes ``benchmarks/results/threads.md`` and ``threads.json``.
 Run: ``python benchmarks/threads.py``.
 """
 from __future__ import annotations
@@ -54,25 +55,27 @@ print(json.dumps(out))
 """
 
 
-def run(config: dict[str, str], steps: int) -> dict:
+def run(config: dict[str, str], steps: int, copies: int = 1) -> dict:
+    """Medians of ``copies`` simultaneous processes with ``config`` (their mean)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                         "OMP_WAIT_POLICY")}
     env.update(config)
-    out = subprocess.run([sys.executable, "-c", WORKER, str(steps)], env=env,
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(steps)], env=env,
+                              stdout=subprocess.PIPE, text=True) for _ in range(copies)]
+    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    return {part: statistics.mean(o[part] for o in outs) for part in ("quantum", "cnn")}
 
 
 BUSY = "while True: pass"
 
 
-def measure(rounds: int, steps: int) -> tuple[dict, dict, list]:
+def measure(rounds: int, steps: int, copies: int = 1) -> tuple[dict, dict, list]:
     samples = {name: {"quantum": [], "cnn": []} for name in CONFIGS}
     loads = [os.getloadavg()[0]]
     for _ in range(rounds):
         for name, config in CONFIGS.items():
-            result = run(config, steps)
+            result = run(config, steps, copies)
             for part in ("quantum", "cnn"):
                 samples[name][part].append(result[part])
         loads.append(os.getloadavg()[0])
@@ -117,6 +120,9 @@ def main() -> None:
         lines += table(medians, loads, f"With {args.busy} busy processes competing")
         record["busy"] = {"medians": medians, "samples": samples, "load": loads,
                           "busy_processes": args.busy}
+    medians, samples, loads = measure(args.rounds, args.steps, copies=2)
+    lines += table(medians, loads, "Two copies of each configuration at once (mean of the two)")
+    record["twins"] = {"medians": medians, "samples": samples, "load": loads}
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)
