@@ -41,9 +41,9 @@ def test_learns_a_ring_profile_task(planted):
     model = small_model()
     before = accuracy(model, *held_out)
     history = fit(model, x, y, TrainConfig(epochs=6, batch_size=32, lr=0.05), progress=False,
-                  test=held_out)
+                  valid=held_out)
     assert history.loss[-1] < history.loss[0]
-    assert history.test_accuracy[-1] > 0.9 > before  # on held-out test images
+    assert history.valid_accuracy[-1] > 0.9 > before  # on held-out images
     assert len(history.train_accuracy) == 6
 
 
@@ -82,7 +82,7 @@ class TestErrors:
             fit(small_model(), x, np.where(y == 1, 2, 0), TrainConfig(epochs=1), progress=False)
 
     def test_float_labels(self):
-        with pytest.raises(ValueError, match="1-D integer array"):
+        with pytest.raises(ValueError, match="labels must be integers"):
             check_labels(np.array([0.0, 1.0]), 2)
 
     def test_length_mismatch(self, planted):
@@ -100,3 +100,51 @@ class TestErrors:
     def test_config(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**kwargs)
+
+
+def test_early_stopping_keeps_the_best_validation_epoch(planted):
+    x, y = planted
+    xv, yv = data.load("synthetic", "valid", n=120, seed=0)
+    keep = yv < 2
+    valid = (amplitudes(rings.sample(xv[keep], 16, 8)), yv[keep])
+    model = small_model()
+    config = TrainConfig(epochs=12, batch_size=32, lr=0.3, patience=2)
+    history = fit(model, x, y, config, valid=valid, progress=False)
+    best = int(np.argmin(history.valid_loss)) + 1
+    assert history.best_epoch == best
+    assert len(history.valid_loss) <= min(12, best + 2)
+    # the kept weights are the best epoch's: their validation loss is the minimum
+    with torch.no_grad():
+        logits = model(torch.as_tensor(valid[0]))
+    loss = float(torch.nn.functional.cross_entropy(logits, torch.as_tensor(valid[1])))
+    assert abs(loss - min(history.valid_loss)) < 1e-9
+
+
+def test_cosine_schedule_anneals_to_zero(planted):
+    x, y = planted
+    model = small_model()
+    history = fit(model, x, y, TrainConfig(epochs=2, batch_size=64, lr=0.05, schedule="cosine"),
+                  progress=False)
+    assert len(history.loss) == 2
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(schedule="step"), "schedule must be one of"),
+    (dict(patience=-1), "patience must be a non-negative integer"),
+    (dict(lr="0.1"), "lr must be a positive number"),
+])
+def test_train_config_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_early_stopping_needs_a_validation_set(planted):
+    with pytest.raises(ValueError, match="needs a validation set"):
+        fit(small_model(), *planted, TrainConfig(patience=2), progress=False)
+
+
+@pytest.mark.parametrize("labels", [np.array(["a", "b"]), ["0", "1"], np.array([0.0, 1.0])])
+def test_labels_must_be_class_indices(labels):
+    # regression: string labels raised a raw TypeError from torch
+    with pytest.raises(ValueError, match="labels must be integers"):
+        check_labels(labels, 10)

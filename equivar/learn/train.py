@@ -21,22 +21,33 @@ from equivar.core.rings import sample_grid
 from equivar.settings import SAMPLING
 
 
+SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimiser settings."""
 
-    epochs: int = 8         # West et al.
+    epochs: int = 8         # West et al. (with early stopping: the most epochs)
     batch_size: int = 16    # West et al.
     lr: float = 1e-3        # Adam learning rate, West et al.
     seed: int = 0           # shuffling order (weights are seeded by the model)
+    schedule: str = "constant"  # learning rate: "constant" or "cosine" (annealed to 0)
+    patience: int = 0       # early stopping: epochs without a lower validation loss; 0: off
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not np.isfinite(self.lr) or self.lr <= 0:
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float, np.floating)) \
+                or not np.isfinite(self.lr) or self.lr <= 0:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if isinstance(self.patience, bool) or not isinstance(self.patience, (int, np.integer)) \
+                or self.patience < 0:
+            raise ValueError(f"patience must be a non-negative integer, got {self.patience!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -44,17 +55,23 @@ class TrainConfig:
 
 @dataclass
 class History:
-    """Per-epoch mean training loss and training accuracy (and test accuracy if given)."""
+    """Per-epoch mean training loss and training accuracy, validation loss and accuracy if a
+    validation set was given, and the epoch whose weights were kept (1-based)."""
 
     loss: list[float] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)
-    test_accuracy: list[float] = field(default_factory=list)
+    valid_loss: list[float] = field(default_factory=list)
+    valid_accuracy: list[float] = field(default_factory=list)
+    best_epoch: int = 0
 
 
 def check_labels(labels, n_classes: int) -> torch.Tensor:
     """Labels as int64 tensor; ValueError if any is outside 0..n_classes-1."""
-    y = torch.as_tensor(np.array(labels))
-    if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
+    array = np.array(labels)  # a copy: loaded labels are read-only
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"labels must be integers (class indices), got dtype {array.dtype}")
+    y = torch.as_tensor(array)
+    if y.ndim != 1:
         raise ValueError(f"labels must be a 1-D integer array, got {tuple(y.shape)} {y.dtype}")
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
         raise ValueError(f"labels must lie in 0..{n_classes - 1} (the model's readout), "
@@ -63,12 +80,14 @@ def check_labels(labels, n_classes: int) -> torch.Tensor:
 
 
 def fit(model: QuantumClassifier, states, labels, config: TrainConfig = TrainConfig(),
-        test: tuple | None = None, progress: bool = True, desc: str = "train") -> History:
+        valid: tuple | None = None, progress: bool = True, desc: str = "train") -> History:
     """Train ``model`` in place with Adam and cross-entropy on the logits.
 
     Args:
         states: (n, 2**n_wires) amplitude vectors; labels: (n,) in 0..n_classes-1.
-        test: optional ``(states, labels)`` scored after every epoch.
+        valid: optional ``(states, labels)`` of the validation split, scored after every epoch;
+            with ``config.patience > 0`` training stops after that many epochs without a
+            lower validation loss and the weights of the best epoch are kept.
         progress: show a tqdm bar (stderr), one tick per minibatch.
     """
     x = model._check_states(states)
@@ -77,12 +96,20 @@ def fit(model: QuantumClassifier, states, labels, config: TrainConfig = TrainCon
         raise ValueError(f"{len(x)} states but {len(y)} labels")
     if len(x) == 0:
         raise ValueError("no training states given")
+    if config.patience and valid is None:
+        raise ValueError("early stopping (patience > 0) needs a validation set")
+    if valid is not None:
+        valid = (model._check_states(valid[0]), check_labels(valid[1], model.config.n_classes))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    steps_per_epoch = -(-len(x) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=config.epochs * steps_per_epoch) if config.schedule == "cosine" else None
     gen = torch.Generator().manual_seed(int(config.seed))
     history = History()
-    steps = config.epochs * -(-len(x) // config.batch_size)
-    with tqdm(total=steps, desc=desc, disable=not progress, leave=False) as bar:
-        for _ in range(config.epochs):
+    best = (float("inf"), None)
+    with tqdm(total=config.epochs * steps_per_epoch, desc=desc, disable=not progress,
+              leave=False) as bar:
+        for epoch in range(1, config.epochs + 1):
             order = torch.randperm(len(x), generator=gen)
             total, correct = 0.0, 0
             for start in range(0, len(x), config.batch_size):
@@ -92,23 +119,40 @@ def fit(model: QuantumClassifier, states, labels, config: TrainConfig = TrainCon
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if scheduler is not None:
+                    scheduler.step()
                 total += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(1) == y[idx]).sum())
                 bar.update(1)
             history.loss.append(total / len(x))
             history.train_accuracy.append(correct / len(x))
-            if test is not None:
-                history.test_accuracy.append(accuracy(model, *test))
+            history.best_epoch = epoch
+            if valid is not None:
+                with torch.no_grad():
+                    logits = torch.cat([model(valid[0][i:i + 4096])
+                                        for i in range(0, len(valid[0]), 4096)])
+                history.valid_loss.append(float(torch.nn.functional.cross_entropy(logits,
+                                                                                   valid[1])))
+                history.valid_accuracy.append(float((logits.argmax(1) == valid[1]).double()
+                                                    .mean()))
+                if config.patience:
+                    if history.valid_loss[-1] < best[0]:
+                        best = (history.valid_loss[-1], model.weights.detach().clone(), epoch)
+                    elif epoch - best[2] >= config.patience:
+                        break
             bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.train_accuracy[-1]:.3f}")
+    if config.patience and best[1] is not None:
+        with torch.no_grad():
+            model.weights.copy_(best[1])
+        history.best_epoch = best[2]
     return history
 
 
 @torch.no_grad()
 def predict(model: QuantumClassifier, states, batch_size: int = 4096) -> np.ndarray:
-    """Predicted classes (n,) for amplitude vectors (n, 2**n_wires)."""
+    """Predicted classes (n,) for amplitude vectors (n, 2**n_wires), simulated in batches."""
     x = model._check_states(states)
-    U = model.unitary()
-    out = [model.readout(x[i:i + batch_size], U).argmax(1) for i in range(0, len(x), batch_size)]
+    out = [model.readout(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
@@ -151,6 +195,12 @@ class ModelSpec:
     augment_surrogate: tuple = ()
     # the synthetic data's planted angular frequency (ignored for the other datasets)
     planted_k: int = 2
+    # readout ("probs" or West's "z"), learning-rate schedule, and early stopping on the first
+    # n_valid images of the validation split (patience 0: a fixed number of epochs)
+    readout: str = "probs"
+    schedule: str = "constant"
+    patience: int = 0
+    n_valid: int = 0
 
     @classmethod
     def from_settings(cls, settings, dataset: str, variant: str, seed: int) -> "ModelSpec":
@@ -167,12 +217,12 @@ class ModelSpec:
         n_classes = len(data.info(self.dataset).classes)
         n_rad = int(np.log2(SAMPLING.n_rings))
         return ModelConfig(n_rad=n_rad, n_ang=int(np.log2(SAMPLING.n_angles)),
-                           n_layers=self.n_layers, variant=self.variant, readout="probs",
+                           n_layers=self.n_layers, variant=self.variant, readout=self.readout,
                            n_classes=n_classes, scale=self.scale)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           seed=self.seed)
+                           seed=self.seed, schedule=self.schedule, patience=self.patience)
 
 
 def training_data(dataset: str, n_train: int, seed: int, planted_k: int = 2):
@@ -182,6 +232,14 @@ def training_data(dataset: str, n_train: int, seed: int, planted_k: int = 2):
         return data.load(dataset, "train", n=n_train, seed=seed, planted_k=planted_k)
     return data.load(dataset, "train", n=min(n_train, data.split_size(dataset, "train")),
                      seed=seed)
+
+
+def validation_data(dataset: str, n_valid: int, planted_k: int = 2):
+    """The first model-selection images: ``min(n_valid, available)`` of the validation split,
+    drawn with a fixed seed (the same for every model, so validation scores are comparable)."""
+    if dataset == "synthetic":
+        return data.load(dataset, "valid", n=n_valid, seed=0, planted_k=planted_k)
+    return data.load(dataset, "valid", n=min(n_valid, data.split_size(dataset, "valid")), seed=0)
 
 
 def trained(spec: ModelSpec, progress: bool = True,
@@ -203,16 +261,23 @@ def trained(spec: ModelSpec, progress: bool = True,
     def compute():
         x, y = (images, labels) if augmentation is None else augmentation(images, labels)
         model = QuantumClassifier(spec.config(), seed=spec.seed)
-        states = spec.grid_filter().states(sample_grid(x))
-        history = fit(model, states, y, spec.train_config(), progress=progress,
+        encode_ = lambda imgs: spec.grid_filter().states(sample_grid(imgs))
+        valid = None
+        if spec.n_valid:
+            vx, vy = validation_data(spec.dataset, spec.n_valid, spec.planted_k)
+            valid = (encode_(vx), vy)
+        history = fit(model, encode_(x), y, spec.train_config(), valid=valid, progress=progress,
                       desc=f"{spec.dataset}/{spec.variant}/seed {spec.seed}")
         return {"weights": model.weights.detach().clone(), "loss": history.loss,
-                "train_accuracy": history.train_accuracy, "n_train": len(y)}
+                "train_accuracy": history.train_accuracy, "valid_loss": history.valid_loss,
+                "valid_accuracy": history.valid_accuracy, "best_epoch": history.best_epoch,
+                "n_train": len(y)}
 
     result, hit = cached("model", params, compute)
     model = QuantumClassifier(spec.config(), seed=spec.seed)
     with torch.no_grad():
         model.weights.copy_(result["weights"])
-    record = {k: result[k] for k in ("loss", "train_accuracy", "n_train")}
+    record = {k: result.get(k) for k in ("loss", "train_accuracy", "valid_loss",
+                                          "valid_accuracy", "best_epoch", "n_train")}
     record["cached"] = hit
     return model, record
