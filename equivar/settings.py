@@ -157,10 +157,16 @@ class RelianceSettings(Settings):
                                          "from {10, 30, 60} (West: 50 × <Z>)")
     n_pairs: int = setting(300, "ours", "image pairs per sector in the sector swap")
     planted_k: int = setting(2, "ours", "angular frequency planted in the synthetic data")
+    models: str = setting("selected", "ours", "'selected': depth, step, scale, schedule and "
+                                              "epochs of every model chosen on the validation "
+                                              "split (chapter 2, first section); 'fixed': the "
+                                              "values above, as in the first edition")
 
     def validate(self) -> None:
         self._at_least(1, "n_seeds", "n_train", "n_test", "epochs", "batch_size", "n_layers",
                        "n_pairs")
+        if self.models not in ("selected", "fixed"):
+            raise ValueError(f"models must be 'selected' or 'fixed', got {self.models!r}")
         self._within("variants", VARIANTS)
         if not self.lr > 0 or not self.scale > 0:
             raise ValueError(f"lr and scale must be positive, got {self.lr!r}, {self.scale!r}")
@@ -172,6 +178,53 @@ class RelianceSettings(Settings):
                       epochs=4, n_layers=2, n_pairs=40),
         "default": dict(),
         "paper": dict(n_seeds=3, n_train=4000, n_test=2000, epochs=12, n_pairs=1000),
+    }
+
+
+@dataclass(frozen=True)
+class LadderSettings(Settings):
+    """Chapter 2, first section: model selection and the capacity ladder."""
+
+    seed: int = setting(0, "ours", "seed of the selection trials, the ladder's models and "
+                                   "their training subsets")
+    datasets: tuple[str, ...] = setting(
+        ("fashion-mnist", "mnist", "digits"), "ours",
+        "the 10-class datasets of chapters 2-4; mnist falls back to mnist-5k without network")
+    n_train: int = setting(4000, "ours", "training images per rung (as chapter 2's paper "
+                                         "profile)")
+    n_valid: int = setting(1000, "ours", "validation images: early stopping, the probes' "
+                                         "regularisation and every other choice")
+    n_test: int = setting(2000, "ours", "test images: final scoring only")
+    selection_budget: int = setting(8, "ours", "configurations tried per dataset and variant "
+                                               "(see the search space table)")
+    selection_epochs: int = setting(40, "ours", "epochs at most per trial (early stopping)")
+    rings: tuple[int, ...] = setting((16, 32, 64, 1024), "ours",
+                                     "radial resolutions of the ladder: 16 is the book's grid, "
+                                     "1024 West's 10 radial qubits")
+    angles: tuple[int, ...] = setting((8, 16), "ours", "angular resolutions: C_8 (West's) and "
+                                                       "C_16")
+    ring_offset: float = setting(0.19634954084936207, "ours",
+                                 "per-ring turn of the offset rung (π/16: each ring half an "
+                                 "angular step of C_8 further; West turned rings by an "
+                                 "index-dependent angle)")
+    deeper: int = setting(2, "ours", "the deeper rungs have this many times the selected depth")
+
+    def validate(self) -> None:
+        self._at_least(1, "n_train", "n_valid", "n_test", "selection_budget",
+                       "selection_epochs", "deeper")
+        for name, values in (("rings", self.rings), ("angles", self.angles)):
+            bad = [v for v in values if v < 2 or v & (v - 1)]
+            if bad:
+                raise ValueError(f"{name} must be powers of two, got {bad}")
+        if any(a % 4 for a in self.angles):
+            raise ValueError(f"angles must be multiples of 4, got {self.angles}")
+
+    PROFILES: ClassVar[dict[str, dict]] = {
+        "smoke": dict(datasets=("digits",), n_train=240, n_valid=120, n_test=120,
+                      selection_budget=2, selection_epochs=4, rings=(16, 32), angles=(8,)),
+        "default": dict(n_train=2000, n_valid=600, n_test=1000, selection_budget=4,
+                        selection_epochs=25, rings=(16, 32, 1024)),
+        "paper": dict(),
     }
 
 
@@ -256,10 +309,43 @@ class SuppressionSettings(Settings):
     adversarial_eps: float = setting(0.1, "ours", "ε of the surrogate PGD examples used for "
                                                   "adversarial training (the CNN surrogate)")
     reference_eps: float = setting(0.1, "ours", "ε of the trade-off and control comparisons")
+    # threat models a referee would run (white-box, adaptive, black-box, stronger transfer)
+    threat_alphas: tuple[float, ...] = setting(
+        (0.25, 0.0), "ours", "ring-mean weights α < 1 of the suppressed models attacked under "
+        "every threat model (besides the unsuppressed model and the two reference defences); "
+        "each costs one more white-box evaluation per dataset, variant and seed")
+    n_threat: int = setting(200, "ours", "test images per dataset attacked under every threat "
+                                         "model (the first of chapter 3's attacked images)")
+    large_epsilons: tuple[float, ...] = setting(
+        (0.5, 1.0), "standard", "budgets beyond the curve at which every attack should drive "
+        "accuracy to about 0 (the check of Carlini et al. 2019); ε = 1 allows any image")
+    white_box_steps: int = setting(20, "ours", "iterations of APGD-CE, APGD-DLR, the AutoAttack "
+                                               "components and the ring-mean-preserving PGD "
+                                               "(AutoAttack's own: 100; sized for the 2-core "
+                                               "budget, the step curve checks it)")
+    white_box_restarts: int = setting(2, "ours", "random restarts of APGD-CE, APGD-DLR and the "
+                                                 "ring-mean-preserving PGD (AutoAttack "
+                                                 "standard: 1 for APGD-CE)")
+    square_queries: int = setting(500, "ours", "queries of the Square attack per image and ε "
+                                               "(AutoAttack: 5000; sized for the 2-core budget)")
+    convergence_steps: tuple[int, ...] = setting(
+        (5, 10, 20, 50, 100), "ours", "PGD and APGD-CE iterations of the check that more steps "
+        "stop helping (Carlini et al. 2019), at the reference ε")
 
     def validate(self) -> None:
-        self._at_least(1, "n_seeds")
+        self._at_least(1, "n_seeds", "n_threat", "white_box_steps", "white_box_restarts",
+                       "square_queries")
         self._within("variants", ("west", "sector"))
+        self._within("threat_alphas", [a for a in self.alphas if a < 1])
+        self._in_unit_interval("large_epsilons")
+        if not self.convergence_steps or min(self.convergence_steps) < 1 or \
+                list(self.convergence_steps) != sorted(set(self.convergence_steps)):
+            raise ValueError(f"convergence_steps must be increasing positive integers, got "
+                             f"{self.convergence_steps!r}")
+        n_attack = self.transfer_settings().n_attack
+        if self.n_threat > n_attack:
+            raise ValueError(f"n_threat must be at most chapter 3's n_attack={n_attack}, got "
+                             f"{self.n_threat!r}")
         self._in_unit_interval("alphas")
         if 0 not in self.alphas or 1 not in self.alphas:
             raise ValueError(f"alphas must contain 1 (unsuppressed) and 0 (projected out), got "
@@ -280,7 +366,9 @@ class SuppressionSettings(Settings):
 
     PROFILES: ClassVar[dict[str, dict]] = {
         "smoke": dict(n_seeds=1, datasets=("digits",), variants=("sector",),
-                      alphas=(1.0, 0.25, 0.0), control_sectors=(1, 2)),
+                      alphas=(1.0, 0.25, 0.0), control_sectors=(1, 2), threat_alphas=(0.0,),
+                      n_threat=30, white_box_steps=5, white_box_restarts=1, square_queries=50,
+                      convergence_steps=(2, 5, 10)),
         "default": dict(),
         "paper": dict(n_seeds=3),
     }

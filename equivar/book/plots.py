@@ -320,6 +320,60 @@ def plot_planted(summary: pd.DataFrame, planted_k: int):
     return fig
 
 
+def plot_selection(tried: pd.DataFrame):
+    """Validation accuracy of every configuration the model selection tried, per dataset
+    (panels) and variant (colour); the chosen one of each is ringed.
+
+    ``tried`` columns: dataset, variant, valid_accuracy, valid_loss, n_layers, chosen (bool).
+    """
+    datasets = list(dict.fromkeys(tried["dataset"]))
+    fig, axes = _grid(len(datasets), width=3.3, height=2.6, sharey=True)
+    variants = [v for v in VARIANT_LABELS if v in set(tried["variant"])]
+    for ax, name in zip(axes.flat, datasets):
+        for i, variant in enumerate(variants):
+            part = tried[(tried["dataset"] == name) & (tried["variant"] == variant)]
+            jitter = np.linspace(-0.15, 0.15, max(len(part), 1))[:len(part)]
+            ax.scatter(i + jitter, part["valid_accuracy"], s=14, color=f"C{i}",
+                       label=VARIANT_LABELS[variant])
+            best = part[part["chosen"]]
+            ax.scatter(i + jitter[part["chosen"].to_numpy()], best["valid_accuracy"], s=70,
+                       facecolors="none", edgecolors="k", linewidths=1.0)
+        ax.set_xticks(range(len(variants)), [VARIANT_LABELS[v] for v in variants], fontsize=8)
+        ax.text(0.03, 0.95, name, transform=ax.transAxes, ha="left", va="top")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("validation accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def plot_ladder(table: pd.DataFrame):
+    """Test accuracy of every rung of the capacity ladder, per dataset (columns): probes on
+    what a model can access, ideal measurements, then the quantum models.
+
+    ``table`` columns: dataset, family, rung, test_accuracy.
+    """
+    datasets = list(dict.fromkeys(table["dataset"]))
+    rungs = list(dict.fromkeys(table["rung"]))
+    colours = {"linear probe": "0.55", "ideal measurement": "C2", "quantum": "C0"}
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.0 * len(datasets) + 2.6,
+                                                       0.27 * len(rungs) + 1.0),
+                             squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], datasets):
+        part = table[table["dataset"] == name].set_index("rung").reindex(rungs)
+        ax.barh(range(len(rungs)), part["test_accuracy"],
+                color=[colours.get(f, "0.3") for f in part["family"]])
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("test accuracy")
+        ax.text(0.5, 1.01, name, transform=ax.transAxes, ha="center", va="bottom")
+        ax.grid(axis="y", visible=False)
+    axes[0, 0].set_yticks(range(len(rungs)), rungs, fontsize=8)
+    axes[0, 0].invert_yaxis()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    axes[0, -1].legend(handles, list(colours), fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- chapter 3
 
 TARGET_LABELS = {**VARIANT_LABELS, "cnn": "CNN", "mlp": "MLP", "cnn-rot": "CNN + rotations"}
@@ -553,3 +607,96 @@ def plot_control_sectors(table: pd.DataFrame, dataset_order: list[str] | None = 
                                      ("clean", "Δ clean accuracy")], datasets,
                              [v for v in VARIANT_LABELS if v in set(table["variant"])],
                              "sector k projected out", width=3.1)
+
+
+# --------------------------------------------------------------------------- chapter 4: threats
+
+THREAT_ORDER = ("transfer", "transfer (strong)", "white-box", "adaptive", "black-box")
+
+
+def plot_threat_curves(table: pd.DataFrame, models: list[str]):
+    """Accuracy versus ε under each threat model (rows) per dataset (columns), one colour per
+    model, solid/dashed/dotted per variant; bands ± the spread over seeds.
+
+    ``table`` columns: dataset, variant, model, threat, eps, mean, std.
+    """
+    threats = [t for t in THREAT_ORDER if t in set(table["threat"])]
+    variants = list(dict.fromkeys(table["variant"]))
+    styles = dict(zip(variants, ("-", "--", ":")))
+
+    def draw(ax, threat, name):
+        for c, model in enumerate(models):
+            for variant in variants:
+                part = table[(table["dataset"] == name) & (table["variant"] == variant)
+                             & (table["model"] == model) & (table["threat"] == threat)]
+                part = part.sort_values("eps")
+                label = f"{model} ({VARIANT_LABELS.get(variant, variant)})"
+                ax.plot(part["eps"], part["mean"], ls=styles[variant], marker="o", ms=2,
+                        color=f"C{c}", label=label)
+                ax.fill_between(part["eps"], part["mean"] - part["std"],
+                                part["mean"] + part["std"], color=f"C{c}", alpha=0.1, lw=0)
+        ax.set_xscale("symlog", linthresh=0.02)
+
+    return _curve_grid(threats, {t: t for t in threats}, list(dict.fromkeys(table["dataset"])),
+                       draw, "upper right")
+
+
+def plot_threat_effects(table: pd.DataFrame, threshold: float | None = None):
+    """Forest plot: per threat model (rows), the change of robust accuracy (left) and of the
+    attack-induced drop (right) of each model against the unsuppressed one, with CIs.
+
+    ``table`` columns: threat, model, and for each quantity q in (robust, drop):
+    ``q change``, ``q low``, ``q high`` (e.g. :func:`equivar.studies.threats.comparison`
+    averaged over datasets and variants, or the verdict table with model 'k=0 × 0').
+    """
+    threats = [t for t in THREAT_ORDER if t in set(table["threat"])]
+    models = list(dict.fromkeys(table["model"]))
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 0.5 + 0.55 * len(threats) * max(1, len(models))
+                                              / 2), sharey=True, squeeze=False)
+    height = 0.8 / max(1, len(models))
+    for ax, quantity, title in zip(axes[0], ("robust", "drop"),
+                                   ("Δ robust accuracy", "Δ attack-induced drop")):
+        for m, model in enumerate(models):
+            part = table[table["model"] == model].set_index("threat").reindex(threats)
+            y = np.arange(len(threats)) + (m - (len(models) - 1) / 2) * height
+            est = part[f"{quantity} change"].to_numpy(float)
+            err = np.vstack([est - part[f"{quantity} low"].to_numpy(float),
+                             part[f"{quantity} high"].to_numpy(float) - est])
+            ax.errorbar(est, y, xerr=err, fmt="o", ms=3.5, capsize=2, color=f"C{m}",
+                        label=model)
+        ax.axvline(0, color="black", lw=0.8)
+        if threshold is not None and quantity == "robust":
+            ax.axvline(threshold, color="grey", ls="--", lw=0.8)
+        ax.set_xlabel(title + " vs unsuppressed")
+    axes[0, 0].set_yticks(np.arange(len(threats)), threats)
+    axes[0, 0].invert_yaxis()
+    axes[0, 1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_convergence(curve: pd.DataFrame):
+    """Accuracy versus attack iterations (left, log scale) and restarts (right) at one ε, one
+    line per attack, model and variant.
+
+    ``curve`` columns: variant, model, attack, curve ('steps' or 'restarts'), steps,
+    restarts, accuracy.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0), sharey=True)
+    lines = list(dict.fromkeys(zip(curve["variant"], curve["model"], curve["attack"])))
+    for i, (variant, model, attack) in enumerate(lines):
+        part = curve[(curve["variant"] == variant) & (curve["model"] == model)
+                     & (curve["attack"] == attack)]
+        label = f"{attack}: {model} ({VARIANT_LABELS.get(variant, variant)})"
+        style = dict(color=f"C{i // 2}", ls="-" if attack == "PGD" else "--", marker="o", ms=3)
+        steps = part[part["curve"] == "steps"].sort_values("steps")
+        axes[0].plot(steps["steps"], steps["accuracy"], label=label, **style)
+        restarts = part[part["curve"] == "restarts"].sort_values("restarts")
+        axes[1].plot(restarts["restarts"], restarts["accuracy"], **style)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("iterations (one run)")
+    axes[1].set_xlabel("restarts (most iterations; worst case)")
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig

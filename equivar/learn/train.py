@@ -7,6 +7,7 @@ the result cache afterwards (chapters 2-4 share models this way).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -18,7 +19,7 @@ from equivar.cache import cached
 from equivar.core.filters import SectorFilter
 from equivar.core.model import ModelConfig, QuantumClassifier, amplitudes
 from equivar.core.rings import sample_grid
-from equivar.settings import SAMPLING
+from equivar.settings import SAMPLING, Sampling
 
 
 SCHEDULES = ("constant", "cosine")
@@ -201,6 +202,15 @@ class ModelSpec:
     schedule: str = "constant"
     patience: int = 0
     n_valid: int = 0
+    # the ring grid (the book's: SAMPLING; the capacity ladder varies it)
+    n_rings: int = SAMPLING.n_rings
+    n_angles: int = SAMPLING.n_angles
+    ring_offset: float = SAMPLING.ring_offset
+
+    def sampling(self) -> Sampling:
+        """How this model's images become ring grids."""
+        return Sampling(n_angles=self.n_angles, n_rings=self.n_rings, method=SAMPLING.method,
+                        ring_offset=self.ring_offset)
 
     @classmethod
     def from_settings(cls, settings, dataset: str, variant: str, seed: int) -> "ModelSpec":
@@ -215,8 +225,8 @@ class ModelSpec:
 
     def config(self) -> ModelConfig:
         n_classes = len(data.info(self.dataset).classes)
-        n_rad = int(np.log2(SAMPLING.n_rings))
-        return ModelConfig(n_rad=n_rad, n_ang=int(np.log2(SAMPLING.n_angles)),
+        n_rad = int(np.log2(self.n_rings))
+        return ModelConfig(n_rad=n_rad, n_ang=int(np.log2(self.n_angles)),
                            n_layers=self.n_layers, variant=self.variant, readout=self.readout,
                            n_classes=n_classes, scale=self.scale)
 
@@ -256,28 +266,31 @@ def trained(spec: ModelSpec, progress: bool = True,
                          "when it is not 'none' (use equivar.adversary.defences.trained_defended)")
     images, labels = training_data(spec.dataset, spec.n_train, spec.seed, spec.planted_k)
     params = {**asdict(spec), "data": data.fingerprint(images, labels),
-              "sampling": asdict(SAMPLING)}
+              "sampling": asdict(spec.sampling())}
 
     def compute():
         x, y = (images, labels) if augmentation is None else augmentation(images, labels)
         model = QuantumClassifier(spec.config(), seed=spec.seed)
-        encode_ = lambda imgs: spec.grid_filter().states(sample_grid(imgs))
+        encode_ = lambda imgs: spec.grid_filter().states(sample_grid(imgs, spec.sampling()))
         valid = None
         if spec.n_valid:
             vx, vy = validation_data(spec.dataset, spec.n_valid, spec.planted_k)
             valid = (encode_(vx), vy)
+        start = time.perf_counter()
         history = fit(model, encode_(x), y, spec.train_config(), valid=valid, progress=progress,
                       desc=f"{spec.dataset}/{spec.variant}/seed {spec.seed}")
+        seconds = time.perf_counter() - start
         return {"weights": model.weights.detach().clone(), "loss": history.loss,
                 "train_accuracy": history.train_accuracy, "valid_loss": history.valid_loss,
                 "valid_accuracy": history.valid_accuracy, "best_epoch": history.best_epoch,
-                "n_train": len(y)}
+                "n_train": len(y), "seconds": seconds}
 
     result, hit = cached("model", params, compute)
     model = QuantumClassifier(spec.config(), seed=spec.seed)
     with torch.no_grad():
         model.weights.copy_(result["weights"])
     record = {k: result.get(k) for k in ("loss", "train_accuracy", "valid_loss",
-                                          "valid_accuracy", "best_epoch", "n_train")}
+                                          "valid_accuracy", "best_epoch", "n_train",
+                                          "seconds")}
     record["cached"] = hit
     return model, record

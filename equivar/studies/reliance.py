@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import torch
@@ -20,9 +22,10 @@ from equivar import data
 from equivar.core import sectors
 from equivar.core.model import QuantumClassifier, amplitudes
 from equivar.core.transforms import TRANSFORMS, swap_sectors
-from equivar.learn.train import ModelSpec, accuracy, encode, predict, trained
-from equivar.settings import VARIANT_LABELS
-from equivar.studies.units import Unit, train_model
+from equivar.learn.train import accuracy, encode, predict, trained
+from equivar.settings import VARIANT_LABELS, LadderSettings
+from equivar.studies import ladder
+from equivar.studies.units import Unit, train_chapter_model
 
 
 def transform_accuracies(model: QuantumClassifier, grids, labels, seed: int = 0) -> dict:
@@ -135,13 +138,17 @@ def sector_attribution(model: QuantumClassifier, grids) -> pd.DataFrame:
 # ----------------------------------------------------------------- the chapter's study
 
 def units(settings) -> list[Unit]:
-    """Chapter 2's expensive work: one trained model per dataset, seed and variant."""
+    """Chapter 2's expensive work: the selection and the capacity ladder (stages 0-1), then one
+    trained model per dataset, seed and variant (stage 1)."""
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
-    return [Unit(1, f"model {dataset}/{variant}/seed {seed}", train_model,
-                 (ModelSpec.from_settings(settings, dataset, variant, seed),))
-            for dataset in names
-            for seed in range(settings.seed, settings.seed + settings.n_seeds)
-            for variant in settings.variants]
+    out = ladder.units(LadderSettings.for_profile(settings.profile)) \
+        if settings.models == "selected" else []
+    for seed in range(settings.seed, settings.seed + settings.n_seeds):
+        own = replace(settings, seed=seed, n_seeds=1)  # keys independent of the split
+        out += [Unit(1, f"model {dataset}/{variant}/seed {seed}", train_chapter_model,
+                     (own, dataset, variant, seed))
+                for dataset in names for variant in settings.variants]
+    return out
 
 
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
@@ -163,7 +170,7 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
                              seed=settings.seed, **options)
             test_sets[dataset] = (*encode(x), y)
         grids, states, labels = test_sets[dataset]
-        spec = ModelSpec.from_settings(settings, dataset, variant, seed)
+        spec = ladder.model_spec(settings, dataset, variant, seed)
         model, record = trained(spec, progress=False)
         tag = {"dataset": dataset, "variant": variant, "seed": seed}
         rows["clean"].append({**tag, "accuracy": accuracy(model, states, labels),

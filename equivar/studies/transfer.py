@@ -19,10 +19,11 @@ from equivar.core import rings, sectors
 from equivar.core.model import amplitudes
 from equivar.core.pipeline import QuantumPipeline
 from equivar.learn import surrogates
-from equivar.learn.train import ModelSpec, predict, trained
+from equivar.learn.train import predict, trained
 from equivar.settings import SAMPLING, VARIANT_LABELS
+from equivar.studies import ladder
 from equivar.studies.reliance import summarise
-from equivar.studies.units import Unit, train_model, train_surrogate
+from equivar.studies.units import Unit, train_chapter_model, train_surrogate
 
 QUANTUM = ("west", "sector", "baseline")
 PARTS = ("full", "k=0 only", "k>=1 only")
@@ -42,7 +43,7 @@ def source_model(settings, dataset: str, seed: int, source: str):
         spec = surrogates.SurrogateSpec(dataset, source, seed, settings.surrogate_n_train,
                                         settings.surrogate_epochs)
         return surrogates.train_surrogate(spec)[0], asdict(spec)
-    spec = ModelSpec.from_settings(settings.model_settings(), dataset, source, seed)
+    spec = ladder.model_spec(settings.model_settings(), dataset, source, seed)
     return QuantumPipeline(trained(spec, progress=False)[0]), asdict(spec)
 
 
@@ -64,9 +65,10 @@ def units(settings) -> list[Unit]:
     out = []
     for dataset in names:
         for seed in range(settings.seed, settings.seed + settings.n_seeds):
+            own_models = replace(models, seed=seed, n_seeds=1)
             for variant in QUANTUM:
-                out.append(Unit(1, f"model {dataset}/{variant}/seed {seed}", train_model,
-                                (ModelSpec.from_settings(models, dataset, variant, seed),)))
+                out.append(Unit(1, f"model {dataset}/{variant}/seed {seed}",
+                                train_chapter_model, (own_models, dataset, variant, seed)))
             for kind in settings.surrogates:
                 spec = surrogates.SurrogateSpec(dataset, kind, seed, settings.surrogate_n_train,
                                                 settings.surrogate_epochs)
@@ -103,7 +105,7 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
             rows["surrogates"].append({"dataset": dataset, "seed": seed, "surrogate": kind,
                                        "n_train": record["n_train"]})
         for variant in QUANTUM:
-            spec = ModelSpec.from_settings(models, dataset, variant, seed)
+            spec = ladder.model_spec(models, dataset, variant, seed)
             model, _ = trained(spec, progress=False)
             quantum[variant] = model
             classifiers[variant] = QuantumPipeline(model)
@@ -288,7 +290,7 @@ def examples(settings, dataset: str, n: int = 3, source: str = "cnn", attack: st
     adv = attacks.adversarial_set(surrogate, asdict(spec), images, labels, attack,
                                   settings.reference_eps, settings.pgd_steps,
                                   settings.pgd_step_factor, settings.seed)
-    quantum, _ = trained(ModelSpec.from_settings(settings.model_settings(), dataset, "sector", settings.seed),
+    quantum, _ = trained(ladder.model_spec(settings.model_settings(), dataset, "sector", settings.seed),
                          progress=False)
     pipe = QuantumPipeline(quantum)
     pred = {name: (surrogates.predict_images(m, images), surrogates.predict_images(m, adv))

@@ -1,0 +1,53 @@
+"""equivar.studies.ladder: the rungs it lists, pixel coverage, selected chapter models."""
+from __future__ import annotations
+
+import pandas as pd
+
+from equivar import settings
+from equivar.studies import ladder
+
+
+def test_pixel_coverage_grows_with_rings_angles_and_offsets():
+    base = ladder.pixel_coverage(16, 8, 28, 28)
+    assert base < ladder.pixel_coverage(16, 8, 28, 28, ring_offset=0.2)
+    # more rings on 8 rays read hardly any new pixel: the rays are the limit
+    assert base <= ladder.pixel_coverage(32, 8, 28, 28) < base + 20
+    assert base < ladder.pixel_coverage(16, 16, 28, 28)
+
+
+def test_rung_count_is_known_without_training():
+    s = settings.LadderSettings.for_profile("smoke")
+    listed = ladder.rungs(s, "digits")
+    assert len(listed) == ladder.n_rungs(s)
+    assert len({spec for _, spec in listed}) == len(listed)  # every rung a different model
+
+
+def test_chapter_models_follow_the_models_setting():
+    fixed = settings.RelianceSettings.for_profile("smoke", models="fixed")
+    spec = ladder.model_spec(fixed, "digits", "sector", 0)
+    assert (spec.n_layers, spec.lr) == (fixed.n_layers, fixed.lr)
+    chosen = ladder.model_spec(settings.RelianceSettings.for_profile("smoke"), "digits",
+                               "sector", 0)
+    tried, picked, _ = ladder.selection(settings.LadderSettings.for_profile("smoke"))
+    row = picked[(picked["dataset"] == "digits") & (picked["variant"] == "sector")].iloc[0]
+    assert (chosen.n_layers, chosen.lr, chosen.epochs) == (row["n_layers"], row["lr"],
+                                                           row["epochs"])
+    assert len(tried) == 3 * settings.LadderSettings.for_profile("smoke").selection_budget
+
+
+def test_ceiling_gaps():
+    table = pd.DataFrame([
+        dict(dataset="d", family="linear probe", rung="probe: west-parity", test_accuracy=0.7),
+        dict(dataset="d", family="linear probe", rung="probe: sector-blocks", test_accuracy=0.8),
+        dict(dataset="d", family="ideal measurement", rung="ideal: west", test_accuracy=0.6),
+        dict(dataset="d", family="ideal measurement", rung="ideal: sector", test_accuracy=0.7),
+        dict(dataset="d", family="quantum", rung="West, selected (16×8)", variant="west",
+             test_accuracy=0.5),
+        dict(dataset="d", family="quantum", rung="West, 32 rings", variant="west",
+             test_accuracy=0.55),
+        dict(dataset="d", family="quantum", rung="sector-resolved, selected (16×8)",
+             variant="sector", test_accuracy=0.65)])
+    gaps = ladder.ceiling_gaps(table).set_index("variant")
+    assert abs(gaps.loc["west", "gap to probe"] - 0.2) < 1e-12
+    assert gaps.loc["west", "best rung"] == 0.55
+    assert abs(gaps.loc["sector", "gap to probe"] - 0.15) < 1e-12
