@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pooch
+import platformdirs
 
 ENVIRONMENT = ("EQUIVAR_CACHE_DIR", "EQUIVAR_DATA_DIR", "EQUIVAR_FIGURES_DIR")
 
@@ -42,7 +42,7 @@ def cache_root() -> Path:
     env = _from_env("EQUIVAR_CACHE_DIR")
     if env is not None:
         return env
-    return Path(pooch.os_cache("equivar")).absolute()
+    return platformdirs.user_cache_path("equivar").absolute()
 
 
 def data_dir() -> Path:

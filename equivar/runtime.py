@@ -11,6 +11,7 @@ equivar.
 from __future__ import annotations
 
 import os
+import sys
 
 THREAD_POLICY = {
     "OMP_NUM_THREADS": "1",        # torch's intra-op pool and OpenMP in general
@@ -35,3 +36,12 @@ def thread_report() -> str:
 
     env = ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in THREAD_POLICY)
     return f"torch threads {torch.get_num_threads()}; {env}"
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar on the terminal that started the process (``sys.__stderr__``): in a
+    notebook kernel it reaches papermill's terminal and never the notebook's outputs, so the
+    rendered book shows no progress bars."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, file=sys.__stderr__, **kwargs)

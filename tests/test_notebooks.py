@@ -80,3 +80,26 @@ def test_notebooks_are_saved_clean():
         assert nb.metadata["kernelspec"]["name"] == "python3"
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
         assert notebooks.parameters(chapter)["profile"] == "default"
+
+
+# what a published chapter must not show: progress bars, warnings, this machine's paths
+UNWANTED = {
+    "progress bar": re.compile(r"\d+%\|.*\||it/s\]|s/it\]"),
+    "warning": re.compile(r"Warning\b|WARNING"),
+    "machine path": re.compile(re.escape(os.path.expanduser("~")) + r"|/tmp/|/work/|\.cache/"),
+}
+
+
+@pytest.mark.notebook
+def test_rendered_outputs_show_no_progress_warnings_or_machine_paths(executed):
+    _, path, _, _ = executed
+    found = []
+    for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        for output in cell.get("outputs", []):
+            texts = [output.get("text", "")] + [str(v) for k, v in output.get("data", {}).items()
+                                                if k.startswith("text/")]
+            for what, pattern in UNWANTED.items():
+                for text in texts:
+                    if pattern.search(text):
+                        found.append(f"cell {index}: {what}: {pattern.search(text).group(0)!r}")
+    assert not found, "\n".join(found[:10])

@@ -135,12 +135,14 @@ def timings_page(chapters_dir: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def benchmark_page() -> str:
-    """The last fast-path benchmark (``make bench``), or how to produce it."""
-    path = project_root() / "benchmarks" / "results" / "fast_path.md"
+def benchmark_page(name: str = "simulator.md", command: str = "make bench") -> str:
+    """A benchmark's last results (``benchmarks/results/<name>``) without its title line, or
+    how to produce them."""
+    path = project_root() / "benchmarks" / "results" / name
     if not path.exists():
-        return "Not measured in this build: run `make bench`.\n"
-    return path.read_text()
+        return f"Not measured in this build: run `{command}`.\n"
+    text = path.read_text()
+    return text.split("\n", 1)[1].lstrip("\n") if text.startswith("# ") else text
 
 
 CITATION = ("equivar: reproducible companion to arXiv:2604.15552 (Krumtünger, Sevior, Usman, "
@@ -199,7 +201,10 @@ def figures_page(figures: Path | None = None) -> str:
 def write_generated_pages() -> None:
     out = generated_dir()
     for name, text in (("settings.md", settings_page()), ("timings.md", timings_page()),
-                       ("benchmark.md", benchmark_page()), ("figures.md", figures_page())):
+                       ("benchmark.md", benchmark_page()),
+                       ("threads.md", benchmark_page("threads.md",
+                                                     "python benchmarks/threads.py")),
+                       ("figures.md", figures_page())):
         with atomic_path(out / name) as tmp:
             tmp.write_text(text)
 

@@ -23,7 +23,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pooch
 import requests
 
 from equivar.cache import atomic_path
@@ -484,6 +483,16 @@ def _check_content(path: Path, content: bytes, spec: RemoteFile) -> None:
                             f"expected {spec.content_sha256}")
 
 
+def _pooch():
+    """pooch, imported only to download or hash: it imports tqdm.auto, which warns inside a
+    notebook kernel without ipywidgets (pooch draws no progress bar here)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import pooch
+    pooch.get_logger().setLevel("WARNING")  # its INFO lines name this machine's paths
+    return pooch
+
+
 def _download(name: str, spec: RemoteFile) -> Path:
     """Download ``spec`` into the data dir (pooch: temp file, hash check, then rename)."""
     target = data_dir() / name
@@ -498,7 +507,7 @@ def _download(name: str, spec: RemoteFile) -> Path:
     errors = []
     for url in spec.urls:
         try:
-            return Path(pooch.retrieve(url, known_hash=spec.archive_hash, fname=spec.filename,
+            return Path(_pooch().retrieve(url, known_hash=spec.archive_hash, fname=spec.filename,
                                        path=target, progressbar=False))
         except ValueError as err:  # pooch: hash mismatch; the temp file is already gone
             raise ChecksumError(f"checksum mismatch for {spec.filename} downloaded from {url}: "
@@ -585,7 +594,7 @@ def _mnist_rot(split: str):
         zpath = next((p for p in _candidates("mnist-rot", spec) if p.exists()), None)
         if zpath is None:
             zpath = _download("mnist-rot", spec)
-        elif pooch.file_hash(str(zpath), alg="md5") != expected:
+        elif _pooch().file_hash(str(zpath), alg="md5") != expected:
             done = _set_aside(zpath, f"checksum mismatch for {zpath}: expected "
                                      f"{spec.archive_hash}")
             raise ChecksumError(f"{done}; run again to download it")

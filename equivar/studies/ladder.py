@@ -15,12 +15,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from equivar import data
 from equivar.core import rings, sectors
 from equivar.learn import probes, select
 from equivar.learn.train import ModelSpec, accuracy, encode, trained, validation_data
+from equivar.runtime import progress as progress_bar
 from equivar.studies.units import Unit, train_model
 
 VARIANTS = ("west", "sector")            # the invariant models of the ladder
@@ -144,12 +144,12 @@ def pixel_coverage(n_rings: int, n_angles: int, height: int, width: int,
     return len(hit)
 
 
-def ladder(settings, progress: bool = False) -> tuple[pd.DataFrame, dict]:
+def ladder(settings, progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """One row per dataset and rung: family, grid, parameters, pixel coverage, validation and
     test accuracy, training seconds. Returns (table, notes)."""
     names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     rows = []
-    for name in tqdm(names, desc="ladder", disable=not progress):
+    for name in progress_bar(names, desc="ladder", disable=not progress):
         n_classes = len(data.info(name).classes)
         h, w = data.info(name).image_shape
         train = data.load(name, "train", n=min(settings.n_train, data.split_size(name, "train")),

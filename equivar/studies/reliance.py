@@ -16,7 +16,6 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from equivar import data
 from equivar.core import sectors
@@ -25,6 +24,7 @@ from equivar.core.transforms import TRANSFORMS, swap_sectors
 from equivar.learn.train import accuracy, encode, predict, trained
 from equivar.settings import VARIANT_LABELS, LadderSettings
 from equivar.studies import ladder
+from equivar.runtime import progress as progress_bar
 from equivar.studies.units import Unit, train_chapter_model
 
 
@@ -163,7 +163,7 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     rows = {key: [] for key in ("clean", "transforms", "follow", "attribution", "planted")}
     jobs = [(d, s, v) for d in names for s in seeds for v in settings.variants]
     test_sets = {}
-    for dataset, seed, variant in tqdm(jobs, desc="models", disable=not progress):
+    for dataset, seed, variant in progress_bar(jobs, desc="models", disable=not progress):
         if dataset not in test_sets:
             options = {"planted_k": settings.planted_k} if dataset == "synthetic" else {}
             x, y = data.load(dataset, "test", n=min(settings.n_test, data.split_size(dataset, "test")),

@@ -11,7 +11,6 @@ from dataclasses import asdict, replace
 import numpy as np
 import pandas as pd
 
-from tqdm import tqdm
 
 from equivar import data
 from equivar.adversary import attacks
@@ -23,6 +22,7 @@ from equivar.learn.train import predict, trained
 from equivar.settings import SAMPLING, VARIANT_LABELS
 from equivar.studies import ladder
 from equivar.studies.reliance import summarise
+from equivar.runtime import progress as progress_bar
 from equivar.studies.units import Unit, train_chapter_model, train_surrogate
 
 QUANTUM = ("west", "sector", "baseline")
@@ -92,7 +92,7 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     rows = {k: [] for k in ("clean", "transfer", "noise", "energy", "restricted",
                             "logit_change", "surrogates")}
     jobs = [(d, s) for d in names for s in seeds]
-    bar = tqdm(total=len(jobs) * (len(settings.surrogates) + len(QUANTUM)) * len(settings.attacks)
+    bar = progress_bar(total=len(jobs) * (len(settings.surrogates) + len(QUANTUM)) * len(settings.attacks)
                * len(settings.epsilons), desc="attacks", disable=not progress)
     for dataset, seed in jobs:
         images, labels = attacked_images(settings, dataset)
