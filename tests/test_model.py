@@ -1,4 +1,5 @@
-"""equivar.core.model: fast path = QNode, exact invariance, analytic cases, errors."""
+"""equivar.core.model: simulator = QNode, exact invariance, analytic cases, errors
+(the simulator itself is tested in depth in tests/test_simulator.py)."""
 from __future__ import annotations
 
 import itertools
@@ -61,6 +62,15 @@ class TestFastPathEqualsQNode:
         x2 = real_states.clone().requires_grad_(True)
         (g_qnode,) = torch.autograd.grad(model.qnode()(x2)[:, 3].sum(), x2)
         assert (g_fast - g_qnode).abs().max() < atol
+
+
+    @pytest.mark.parametrize("variant", VARIANTS)
+    def test_unitary_equals_the_compiled_pennylane_operations(self, variant, atol):
+        # the simulator's U (basis states through it) and equivar.core.unitary's U from the
+        # circuit's PennyLane operations: two independent constructions
+        model = QuantumClassifier(config_for(variant, "probs"), seed=6)
+        ref = unitary(model.operations(), model.config.n_wires)
+        assert (model.unitary() - ref).abs().max() < atol
 
 
 class TestInvariance:
@@ -218,6 +228,9 @@ class TestEncodingAndErrors:
         (dict(n_layers=0), "n_layers must be a positive integer"),
         (dict(n_ang=1), "n_ang must be at least 2"),
         (dict(scale=-1.0), "scale must be a positive number"),
+        (dict(scale="10"), "scale must be a positive number, got '10'"),
+        (dict(n_rad=30), r"33 qubits is too large to simulate: one complex128 state alone "
+                         r"needs 128 GiB"),
     ])
     def test_config_errors(self, kwargs, match):
         with pytest.raises(ValueError, match=match):

@@ -118,3 +118,11 @@ class TestCompiledCircuit:
         compiled = CompiledCircuit(lambda w: qml.RX(w[0], wires=0), (2,), 1)
         with pytest.raises(ValueError, match=r"weights must have shape \(2,\)"):
             compiled(torch.zeros(3, dtype=torch.float64))
+
+
+def test_kron_run_with_an_adjoint_constant_gate(atol):
+    # regression: qml.matrix of an adjoint gate is a transposed view, which torch.kron rejected
+    t = torch.tensor([0.3, 0.5, 0.7], dtype=torch.float64)
+    ops = [qml.Rot(t[0], t[1], t[2], wires=0), qml.adjoint(qml.Hadamard(wires=1)),
+           qml.adjoint(qml.S(wires=2))]
+    assert (unitary(ops, 3) - reference(ops, 3)).abs().max() < atol

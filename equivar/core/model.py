@@ -22,6 +22,11 @@ Variants (``ModelConfig.variant``):
 Readouts (``ModelConfig.readout``): ``"z"``: ⟨Z_i⟩ on radial qubits i < n_classes (West's;
 n_classes ≤ n_rad); ``"probs"``: probabilities of the radial basis states r < n_classes (up to
 2**n_rad classes). Logits are ``scale × readout``. Used by every chapter.
+
+The PennyLane functions below (:func:`circuit` and its parts) define the circuit and give the
+reference QNode (:meth:`QuantumClassifier.qnode`); every evaluation runs on the structured
+state-vector simulator :mod:`equivar.core.simulator`, and the operators (:meth:`unitary`,
+:meth:`observables`) are derived from it.
 """
 from __future__ import annotations
 
@@ -33,11 +38,14 @@ import numpy as np
 import pennylane as qml
 import torch
 
-from equivar.core import rings
-from equivar.core.unitary import DTYPE, CompiledCircuit, unitary
+from equivar.core import rings, simulator
+from equivar.core.simulator import DTYPE
 from equivar.settings import VARIANTS
 
 READOUTS = ("probs", "z")
+
+
+MAX_WIRES = 24  # a batch of 256 states at 24 qubits is already 64 GiB of complex128
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,14 @@ class ModelConfig:
         if self.n_classes > limit:
             raise ValueError(f"n_classes={self.n_classes} exceeds what readout {self.readout!r} "
                              f"holds with n_rad={self.n_rad} (at most {limit})")
-        if not np.isfinite(self.scale) or self.scale <= 0:
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float, np.number)) \
+                or not np.isfinite(self.scale) or self.scale <= 0:
             raise ValueError(f"scale must be a positive number, got {self.scale!r}")
+        if self.n_rad + self.n_ang > MAX_WIRES:
+            gib = 2 ** (self.n_rad + self.n_ang) * 16 / 2 ** 30
+            raise ValueError(f"n_rad + n_ang = {self.n_rad + self.n_ang} qubits is too large to "
+                             f"simulate: one complex128 state alone needs {gib:,.0f} GiB "
+                             f"(at most {MAX_WIRES} qubits here)")
 
     @property
     def n_wires(self) -> int:
@@ -193,7 +207,8 @@ class QuantumClassifier(torch.nn.Module):
     """A classifier of :class:`ModelConfig`; ``forward(states) -> logits``.
 
     Weights start from a standard normal (as West et al.) drawn with ``seed``.
-    ``forward`` uses the fast path (one unitary per call, one matrix product for the batch);
+    ``forward`` runs the structured simulator (:mod:`equivar.core.simulator`: O(B·2**n·n·L)
+    time, O(B·2**n) memory, differentiable in the weights and the states);
     :meth:`qnode` gives the same function as a PennyLane QNode on ``default.qubit``.
     """
 
@@ -203,8 +218,6 @@ class QuantumClassifier(torch.nn.Module):
         gen = torch.Generator().manual_seed(int(seed))
         self.weights = torch.nn.Parameter(
             torch.randn(config.weight_shape, generator=gen, dtype=torch.float64))
-        # the layers' PennyLane operations, traced once per config (see CompiledCircuit)
-        self._layers = _compiled_layers(config)
 
     # ----- the circuit as PennyLane operations
     def operations(self, weights=None) -> list:
@@ -213,18 +226,24 @@ class QuantumClassifier(torch.nn.Module):
         return qml.tape.make_qscript(circuit)(w, self.config).operations
 
     def transform_unitary(self) -> torch.Tensor:
-        """The fixed transform's unitary (identity for the baseline), cached per config."""
+        """The fixed transform's unitary (identity for the baseline), (2**n, 2**n) complex128,
+        from the simulator's transform; cached per config."""
         return _transform_unitary(self.config)
 
     def unitary(self) -> torch.Tensor:
-        """The circuit's unitary U (complex128, (2**n, 2**n)), differentiable in the weights."""
-        return self._layers(self.weights) @ self.transform_unitary()
+        """The circuit's unitary U (complex128, (2**n, 2**n)), differentiable in the weights:
+        the simulator applied to the 2**n basis states (column j = U e_j)."""
+        return simulator.circuit_unitary(self.weights, self.config)
 
     # ----- evaluation
-    def readout(self, states, U: torch.Tensor | None = None) -> torch.Tensor:
-        """Readout values (B, n_classes) for amplitude vectors ``states`` (B, 2**n)."""
-        psi = self._check_states(states) @ (self.unitary() if U is None else U).T
-        return readout_from_states(psi, self.config)
+    def readout(self, states) -> torch.Tensor:
+        """Readout values (B, n_classes) float64 for amplitude vectors ``states`` (B, 2**n),
+        real or complex; differentiable in the weights and in ``states``."""
+        return simulator.readout(self._check_states(states), self.weights, self.config)
+
+    def output_states(self, states) -> torch.Tensor:
+        """The circuit's output states U·x, (B, 2**n) complex128 (basis order)."""
+        return simulator.simulate(self._check_states(states), self.weights, self.config)
 
     def forward(self, states) -> torch.Tensor:
         """Logits (B, n_classes) = scale × readout."""
@@ -262,8 +281,10 @@ class QuantumClassifier(torch.nn.Module):
         return torch.einsum("ji,cj,jk->cik", U.conj(), diag.to(DTYPE), U)
 
     def _check_states(self, states) -> torch.Tensor:
-        """States as complex128 (batch, D); ValueError unless finite with norm ≤ 1 (amplitude
-        vectors have norm 1; the readout projection of chapter 4 leaves it below 1)."""
+        """States (batch, D) as float64 (real input) or complex128 (complex input); ValueError
+        unless finite with norm ≤ 1 (amplitude vectors have norm 1; the readout projection of
+        chapter 4 leaves it below 1). Real states stay real: the simulator transforms them with
+        a real matrix product."""
         x = torch.as_tensor(states)
         dim = 2 ** self.config.n_wires
         if x.ndim != 2 or x.shape[1] != dim:
@@ -277,7 +298,7 @@ class QuantumClassifier(torch.nn.Module):
         # a unit vector stored in single precision has a norm off by a few float32 ulps
         real_dtype = x.real.dtype if x.is_complex() else x.dtype
         slack = 1e-9 if real_dtype == torch.float64 else 64 * torch.finfo(torch.float32).eps
-        x = x.to(DTYPE)
+        x = x.to(DTYPE if x.is_complex() else torch.float64)
         if len(norms) and float(norms.max()) > 1 + slack:
             raise ValueError(f"states must have norm at most 1 (amplitude vectors), found "
                              f"{float(norms.max()):.4g}; encode grids with equivar.core.model.amplitudes")
@@ -285,29 +306,20 @@ class QuantumClassifier(torch.nn.Module):
 
 
 @lru_cache(maxsize=None)
-def _compiled_layers(config: ModelConfig) -> CompiledCircuit:
-    return CompiledCircuit(layers, config.weight_shape, config.n_wires, config)
-
-
-@lru_cache(maxsize=None)
 def _transform_unitary(config: ModelConfig) -> torch.Tensor:
-    ops = qml.tape.make_qscript(fourier_transform)(config).operations if config.equivariant else []
-    return unitary(ops, config.n_wires)
+    eye = torch.eye(2 ** config.n_wires, dtype=torch.float64)
+    return simulator.transform(eye, config).T.contiguous()
 
 
 def readout_diagonals(config: ModelConfig) -> torch.Tensor:
-    """Diagonals of the readout observables O_c in the computational basis, (n_classes, D)."""
-    dim = 2 ** config.n_wires
-    index = torch.arange(dim)
-    radial = index // config.n_angles
-    if config.readout == "probs":
-        return (radial[None, :] == torch.arange(config.n_classes)[:, None]).to(torch.float64)
-    bits = (radial[None, :] >> (config.n_rad - 1 - torch.arange(config.n_classes)[:, None])) & 1
-    return (1 - 2 * bits).to(torch.float64)
+    """Diagonals of the readout observables O_c in the computational basis, (n_classes, D):
+    the simulator's readout on the radial register, repeated over the angular basis states."""
+    return simulator.readout_matrix(config).repeat_interleave(config.n_angles, dim=1)
 
 
 def readout_from_states(psi: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """Readout values (B, n_classes) from output states ``psi`` (B, D)."""
+    """Readout values (B, n_classes) from output states ``psi`` (B, D) (e.g. from
+    :meth:`QuantumClassifier.output_states`)."""
     prob = psi.real ** 2 + psi.imag ** 2
     return prob @ readout_diagonals(config).T
 
@@ -326,9 +338,8 @@ def invariance_deviation(model: QuantumClassifier, states,
     cfg = model.config
     elements = range(cfg.n_angles) if elements is None else elements
     with torch.no_grad():
-        U = model.unitary()
-        base = model.readout(states, U)
-        return max(float((model.readout(rotate_states(states, m, cfg), U) - base).abs().max())
+        base = model.readout(states)
+        return max(float((model.readout(rotate_states(states, m, cfg)) - base).abs().max())
                    for m in elements)
 
 

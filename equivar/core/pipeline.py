@@ -14,7 +14,7 @@ class QuantumPipeline(nn.Module):
     """Pixels → ring grid (bilinear) → amplitudes → quantum classifier → logits.
 
     Input: images (N, H, W) or (N, 1, H, W) in [0, 1]; differentiable end to end (the fast
-    path of :mod:`equivar.core.unitary`), so torchattacks can attack it white-box. An optional
+    path of :mod:`equivar.core.simulator`), so torchattacks can attack it white-box. An optional
     sector filter (chapter 4) acts on the grid before the circuit.
     """
 

@@ -1,10 +1,10 @@
 """Compile PennyLane operations into one dense unitary, fast and differentiably.
 
-This is the fast batched path of :mod:`equivar.core.model`: the circuit is written once as
-PennyLane operations; their matrices are multiplied into the circuit's (2**n, 2**n) unitary
-(complex128, torch autograd intact), which is then applied to a whole batch of states with one
-matrix product. ``tests/test_unitary.py`` checks it against ``qml.matrix`` and
-``tests/test_model.py`` against the QNode, both to 1e-10.
+A general tool for arbitrary lists of PennyLane operations. The classifiers of
+:mod:`equivar.core.model` no longer use it: they run on :mod:`equivar.core.simulator`, which
+also gives their unitaries. It stays as an independent cross-check and for analyses of other
+circuits. The circuit's matrices are multiplied into its (2**n, 2**n) unitary (complex128,
+torch autograd intact); ``tests/test_unitary.py`` checks it against ``qml.matrix`` to 1e-10.
 
 Two entry points share one plan and one evaluator:
 
@@ -34,7 +34,7 @@ import pennylane as qml
 import torch
 from pennylane.ops import Controlled
 
-DTYPE = torch.complex128
+from equivar.core.simulator import DTYPE
 
 
 @dataclass
@@ -211,7 +211,10 @@ def _evaluate(steps, groups, params, n_wires) -> torch.Tensor:
 
 
 def _as_tensor(mat) -> torch.Tensor:
-    return mat.to(DTYPE) if torch.is_tensor(mat) else torch.as_tensor(np.asarray(mat), dtype=DTYPE)
+    # contiguous: qml.matrix can return a transposed (Fortran-order) array, which torch.kron
+    # rejects
+    out = mat.to(DTYPE) if torch.is_tensor(mat) else torch.as_tensor(np.asarray(mat), dtype=DTYPE)
+    return out.contiguous()
 
 
 def _constant_diagonal(op) -> np.ndarray | None:
