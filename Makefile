@@ -35,23 +35,18 @@ data: env
 test: env data
 	$(BIN)/python -m pytest
 
-BENCH := benchmarks/results/fast_path.md
-
-book: env data $(BENCH)
+book: env data
 	$(BIN)/equivar book --profile $(PROFILE)
 
 html: env
 	$(BIN)/equivar book --no-execute
 
-paper: env data $(BENCH)
+paper: env data
 	$(BIN)/equivar book --profile paper
 
-# rerun the benchmark when the code it measures changes
-$(BENCH): $(STAMP) benchmarks/fast_path.py equivar/unitary.py equivar/model.py
-	$(BIN)/python benchmarks/fast_path.py
-
 bench: env
-	$(BIN)/python benchmarks/fast_path.py
+	$(BIN)/python benchmarks/simulator.py
+	$(BIN)/python benchmarks/threads.py
 
 clean:
 	rm -rf _build book/chapters book/generated benchmarks/results book/figures/*.pdf book/figures/*.png \

@@ -75,6 +75,12 @@ def model_spec(chapter_settings, dataset: str, variant: str, seed: int) -> Model
         chapter_settings.profile)))
 
 
+def train_chapter_model(chapter_settings, dataset: str, variant: str, seed: int) -> None:
+    """Train (or find cached) a model of chapters 2-4; its spec is resolved here, in the sweep's
+    worker, because a selected model's spec needs the selection's trials (an earlier stage)."""
+    train_model(model_spec(chapter_settings, dataset, variant, seed))
+
+
 def rungs(settings, dataset: str) -> list[tuple[str, ModelSpec]]:
     """(name, spec) of every quantum rung on ``dataset``."""
     out = []

@@ -25,7 +25,7 @@ from equivar.learn.train import accuracy, encode, predict, trained
 from equivar.settings import VARIANT_LABELS, LadderSettings
 from equivar.studies import ladder
 from equivar.runtime import progress as progress_bar
-from equivar.studies.units import Unit, train_chapter_model
+from equivar.studies.units import Unit
 
 
 def transform_accuracies(model: QuantumClassifier, grids, labels, seed: int = 0) -> dict:
@@ -145,7 +145,7 @@ def units(settings) -> list[Unit]:
         if settings.models == "selected" else []
     for seed in range(settings.seed, settings.seed + settings.n_seeds):
         own = replace(settings, seed=seed, n_seeds=1)  # keys independent of the split
-        out += [Unit(1, f"model {dataset}/{variant}/seed {seed}", train_chapter_model,
+        out += [Unit(1, f"model {dataset}/{variant}/seed {seed}", ladder.train_chapter_model,
                      (own, dataset, variant, seed))
                 for dataset in names for variant in settings.variants]
     return out

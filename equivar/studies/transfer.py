@@ -23,7 +23,7 @@ from equivar.settings import SAMPLING, VARIANT_LABELS
 from equivar.studies import ladder
 from equivar.studies.reliance import summarise
 from equivar.runtime import progress as progress_bar
-from equivar.studies.units import Unit, train_chapter_model, train_surrogate
+from equivar.studies.units import Unit, train_surrogate
 
 QUANTUM = ("west", "sector", "baseline")
 PARTS = ("full", "k=0 only", "k>=1 only")
@@ -68,7 +68,7 @@ def units(settings) -> list[Unit]:
             own_models = replace(models, seed=seed, n_seeds=1)
             for variant in QUANTUM:
                 out.append(Unit(1, f"model {dataset}/{variant}/seed {seed}",
-                                train_chapter_model, (own_models, dataset, variant, seed)))
+                                ladder.train_chapter_model, (own_models, dataset, variant, seed)))
             for kind in settings.surrogates:
                 spec = surrogates.SurrogateSpec(dataset, kind, seed, settings.surrogate_n_train,
                                                 settings.surrogate_epochs)

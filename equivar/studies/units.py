@@ -40,14 +40,6 @@ def train_model(spec: ModelSpec) -> None:
     trained_defended(spec, progress=False)
 
 
-def train_chapter_model(chapter_settings, dataset: str, variant: str, seed: int) -> None:
-    """Train (or find cached) a model of chapters 2-4; its spec is resolved here, in the worker,
-    because a selected model's spec needs the selection's trials (an earlier stage)."""
-    from equivar.studies import ladder  # ladder lists its own units with this module
-
-    trained_defended(ladder.model_spec(chapter_settings, dataset, variant, seed), progress=False)
-
-
 def train_surrogate(spec: surrogates.SurrogateSpec) -> None:
     """Train (or find cached) the classical surrogate of ``spec``."""
     surrogates.train_surrogate(spec)
