@@ -18,7 +18,7 @@ def test_configurations_are_a_fixed_sample_of_the_product():
     configs = TINY.configurations()
     assert len(configs) == 3 and configs == TINY.configurations()
     assert all(c["n_layers"] in (1, 2) and c["scale"] in (10.0, 30.0) for c in configs)
-    assert len(select.SearchSpace(budget=1000).configurations()) == 3 * 3 * 3 * 2
+    assert len(select.SearchSpace(budget=1000).configurations()) == 4 * 3 * 3 * 2
 
 
 def test_search_never_reads_the_test_split(monkeypatch):
