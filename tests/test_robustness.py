@@ -12,10 +12,18 @@ from equivar.studies import robustness, transfer
 
 def test_model_grid_reuses_chapter_two_models():
     s = settings.SuppressionSettings.for_profile("default")
-    grid = robustness.model_grid(s, "fashion-mnist", "sector", 1)
+    grid = robustness.model_grid(s, "fashion-mnist", "sector", 1, resolve=False)
     labels = [label for label, _, _ in grid]
     assert labels[0] == "none"
     assert grid[0][2] == ModelSpec.from_settings(s.model_settings(), "fashion-mnist", "sector", 1)
+    # resolved: the selected model of chapters 2-3 (smoke-sized selection here)
+    from equivar.studies import ladder
+
+    smoke = settings.SuppressionSettings.for_profile("smoke")
+    resolved = robustness.model_grid(smoke, "digits", "sector", 0)
+    assert resolved[0][2] == ladder.model_spec(smoke.model_settings(), "digits", "sector", 0)
+    assert [m[0] for m in resolved] == [m[0] for m in robustness.model_grid(
+        smoke, "digits", "sector", 0, resolve=False)]
     assert {"k=0 × 0.5", "k=0 × 0", "project out k=3", "adversarial training"} <= set(labels)
     adv = dict((label, spec) for label, _, spec in grid)["adversarial training"]
     assert adv.augment == "pgd" and adv.augment_surrogate[0] == "cnn"
@@ -74,3 +82,138 @@ def test_success_rate():
     labels = np.array([0, 1, 2, 3])
     assert attacks.success_rate([0, 1, 2, 0], [0, 2, 2, 0], labels) == pytest.approx(1 / 3)
     assert np.isnan(attacks.success_rate([1, 0, 0, 0], [0, 0, 0, 0], labels))
+
+
+# ----------------------------------------------------------------- chapter 4's threat models
+
+from equivar.studies import threats  # noqa: E402
+
+
+def test_threat_grid_attacks_plain_suppressed_and_defended_models():
+    s = settings.SuppressionSettings.for_profile("default")
+    labels = [label for label, _, _ in robustness.threat_grid(s, "digits", "west", 0)]
+    assert labels == ["none", "k=0 × 0.25", "k=0 × 0", "Gaussian-noise training",
+                      "adversarial training"]
+    conv = [label for label, _, _ in robustness.convergence_grid(s, "digits", "west", 0)]
+    assert conv == ["none", "k=0 × 0"]
+
+
+def test_threat_epsilons_extend_chapter_three():
+    s = settings.SuppressionSettings.for_profile("default")
+    eps = threats.epsilons(s)
+    assert eps[0] == 0 and list(eps) == sorted(eps) and eps[-2:] == (0.5, 1.0)
+    assert set(s.transfer_settings().epsilons) <= set(eps)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(threat_alphas=(0.3,)), r"threat_alphas may only contain \[0.0, 0.1, 0.25, 0.5\], got \[0.3\]"),
+    (dict(threat_alphas=(1.0,)), "threat_alphas may only contain"),
+    (dict(n_threat=10_000), "n_threat must be at most chapter 3's n_attack=400, got 10000"),
+    (dict(white_box_steps=0), "white_box_steps must be at least 1"),
+    (dict(square_queries=0), "square_queries must be at least 1"),
+    (dict(large_epsilons=(2.0,)), r"large_epsilons must lie in \[0, 1\]"),
+    (dict(convergence_steps=(10, 5)), "convergence_steps must be increasing positive"),
+])
+def test_threat_settings_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        settings.SuppressionSettings.for_profile("default", **kwargs)
+
+
+def test_units_list_the_threat_work_once_and_independently_of_the_seed_split():
+    s = settings.SuppressionSettings.for_profile("smoke")
+    units = robustness.units(s)
+    fns = {u.fn for u in units}
+    assert threats.transfer_sets in fns
+    # models, attacks and step curves are resolved in the worker (selected settings)
+    kinds = [u.args[4] for u in units if u.fn is robustness._grid_unit]
+    assert {"models", "threats", "convergence"} <= set(kinds)
+    assert kinds.count("threats") == len(robustness.threat_grid(s, "digits", "sector", 0,
+                                                                resolve=False))
+    whole = {u.key for u in robustness.units(
+        settings.SuppressionSettings.for_profile("smoke", n_seeds=2))}
+    split = {u.key for u in robustness.units(s)} | {u.key for u in robustness.units(
+        settings.SuppressionSettings.for_profile("smoke", seed=1))}
+    # the convergence curves are drawn on the first seed of a run only
+    conv = lambda keys: {k for k in keys if "'convergence'" in k[2]}
+    assert whole - conv(whole) == split - conv(split)
+
+
+def test_envelope_is_the_worst_case_over_smaller_eps():
+    clean = np.array([True, True, True, False])
+    by_eps = {0.1: [np.array([True, False, True, True])],
+              0.2: [np.array([True, True, False, True]), np.array([True, True, True, True])]}
+    out = threats.envelope(by_eps, clean, [0.0, 0.1, 0.2])
+    assert out.tolist() == [[True, True, True, False], [True, False, True, False],
+                            [True, False, False, False]]
+
+
+def fake_threat_results(n_seeds=6, n_images=40, gain=0.5):
+    """Two datasets; the suppressed model is robust to transfer on ``gain`` more of the images,
+    and as fragile as the plain model under every other threat model."""
+    rng = np.random.default_rng(0)
+    eps = (0.0, 0.1)
+    correct, clean_rows = {}, []
+    models = [("none", "k=0 down-weighting"), ("k=0 × 0", "k=0 down-weighting"),
+              ("Gaussian-noise training", "reference defence")]
+    for dataset in ("a", "b"):
+        for model, group in models:
+            clean_rows.extend({"dataset": dataset, "seed": s, "variant": "west", "model": model,
+                               "group": group, "accuracy": 0.9} for s in range(n_seeds))
+            for threat in threats.THREATS:
+                arr = np.zeros((n_seeds, 2, n_images), dtype=bool)
+                arr[:, 0] = rng.uniform(size=(n_seeds, n_images)) < 0.9
+                robust = 0.1 + (gain if threat == "transfer" and model == "k=0 × 0" else 0)
+                arr[:, 1] = arr[:, 0] & (rng.uniform(size=(n_seeds, n_images)) < robust / 0.9)
+                correct[(dataset, "west", model, threat)] = arr
+    return {"clean": pd.DataFrame(clean_rows), "epsilons": eps, "correct": correct}
+
+
+def test_verdicts_per_threat_model():
+    # 8 seeds: the smallest two-sided sign-flip p, 2/2^8, survives Holm over 5 threat models
+    results = fake_threat_results(n_seeds=8)
+    table = threats.verdicts(results, 0.1, n_resamples=2000).set_index("threat")
+    assert list(table.index) == list(threats.THREATS)
+    assert table.loc["transfer", "change"] > 0.3 and table.loc["transfer", "low"] > 0.1
+    assert table.loc["transfer", "verdict"] == "reproduced"
+    assert table.loc["transfer", "p (seeds)"] == pytest.approx(2 / 2 ** 8)
+    for threat in ("white-box", "adaptive", "black-box"):
+        assert table.loc[threat, "verdict"] == "not reproduced"
+    comp = threats.comparison(results, 0.1, n_resamples=500)
+    assert set(comp["model"]) == {"k=0 × 0", "Gaussian-noise training"}
+    assert len(comp) == 2 * len(threats.THREATS) * 2
+    text = threats.conclusion_markdown(table.reset_index(), comp, 0.1,
+                                       settings.SuppressionSettings.for_profile("smoke"))
+    assert "**Suppression helps only against transfer**" in text
+    assert "Verdicts reproduced or partly reproduced: transfer" in text
+
+
+def test_verdicts_with_one_seed_are_never_significant():
+    table = threats.verdicts(fake_threat_results(n_seeds=1), 0.1, n_resamples=500)
+    assert (table["p (seeds)"] == 1).all() and (table["verdict"] == "not reproduced").all()
+    assert table.attrs["min p"] == 1
+
+
+def test_correctness_lookup_errors():
+    results = fake_threat_results(n_seeds=2)
+    assert threats.correctness(results, "a", "west", "none", "white-box", 0.1).shape == (2, 40)
+    with pytest.raises(ValueError, match=r"eps=0.3 is not one of the study's \[0.0, 0.1\]"):
+        threats.correctness(results, "a", "west", "none", "white-box", 0.3)
+    with pytest.raises(ValueError, match="no results for"):
+        threats.correctness(results, "a", "west", "k=0 × 0.5", "white-box", 0.1)
+
+
+def test_sanity_tables_on_a_fake_study():
+    rows, attack_rows = [], []
+    for model, floor in (("none", 0.0), ("k=0 × 0", 0.3)):
+        for threat in threats.THREATS:
+            for eps in (0.0, 0.1, 1.0):
+                acc = 0.8 if eps == 0 else (0.2 if eps < 1 else floor)
+                tag = {"dataset": "d", "seed": 0, "variant": "west", "model": model,
+                       "group": "g", "threat": threat, "eps": eps}
+                rows.append({**tag, "accuracy": acc})
+                attack_rows.append({**tag, "attack": "one", "accuracy": acc})
+    out = threats.sanity({"curves": pd.DataFrame(rows), "attacks": pd.DataFrame(attack_rows)})
+    zero = out["zero"].set_index("model")
+    assert zero.loc["none", "passed"].all() and not zero.loc["k=0 × 0", "passed"].any()
+    assert len(out["zero per attack"]) == 2 * len(threats.THREATS)
+    assert out["dominance"]["passed"].all()

@@ -26,6 +26,9 @@ from equivar.core.model import QuantumClassifier
 from equivar.core.rings import sample_grid
 from equivar.settings import ATTACKS, SAMPLING
 NOISES = ("uniform", "sign")
+# chapter 3's attacks (settings.ATTACKS) and the stronger transfer attacks of chapter 4:
+# momentum (Dong et al. 2018), input diversity (Xie et al. 2019), variance tuning (Wang & He 2021)
+CRAFT_ATTACKS = ATTACKS + ("mifgsm", "difgsm", "vmifgsm")
 CRAFT_CHUNK = 200  # images per torchattacks call (measured: 100-250 is fastest here)
 
 
@@ -78,12 +81,17 @@ def craft(model: nn.Module, images, labels, attack: str, eps: float, steps: int 
     """Adversarial images (N, H, W) float32 from torchattacks, white-box on ``model``.
 
     ``images``: (N, H, W) in [0, 1]. ``attack``: ``"fgsm"`` or ``"pgd"`` (L∞, random start,
-    ``steps`` steps of size ``step_factor * eps / steps``). ε = 0 returns the images
-    unchanged. The random start is drawn from a torch RNG seeded with ``seed`` (the global RNG
-    is left as it was).
+    ``steps`` steps of size ``step_factor * eps / steps``), or one of the transfer attacks
+    ``"mifgsm"`` (momentum μ = 1), ``"difgsm"`` (input diversity: random resize to 90-100 % and
+    pad with probability 0.5, plus momentum μ = 1, i.e. M-DI²-FGSM) and ``"vmifgsm"``
+    (variance tuning, torchattacks' N = 5 neighbours at β = 1.5, momentum μ = 1), each
+    ``steps`` iterations of size ε / ``steps`` from the clean image (Dong et al.'s schedule;
+    ``step_factor`` is not used). ε = 0 returns the images unchanged. Random draws (PGD's
+    start, DI's resizing, VMI's neighbours) come from a torch RNG seeded with ``seed`` (the
+    global RNG is left as it was).
     """
-    if attack not in ATTACKS:
-        raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
+    if attack not in CRAFT_ATTACKS:
+        raise ValueError(f"attack must be one of {CRAFT_ATTACKS}, got {attack!r}")
     eps = check_budget(eps)
     check_pgd(steps, step_factor)
     x = torch.as_tensor(check_images(images))[:, None]
@@ -97,9 +105,15 @@ def craft(model: nn.Module, images, labels, attack: str, eps: float, steps: int 
         torch.manual_seed(seed)
         if attack == "fgsm":
             atk = torchattacks.FGSM(model, eps=eps)
-        else:
+        elif attack == "pgd":
             atk = torchattacks.PGD(model, eps=eps, alpha=step_factor * eps / steps, steps=steps,
                                    random_start=True)
+        elif attack == "mifgsm":
+            atk = torchattacks.MIFGSM(model, eps=eps, alpha=eps / steps, steps=steps, decay=1.0)
+        elif attack == "difgsm":
+            atk = torchattacks.DIFGSM(model, eps=eps, alpha=eps / steps, steps=steps, decay=1.0)
+        else:
+            atk = torchattacks.VMIFGSM(model, eps=eps, alpha=eps / steps, steps=steps, decay=1.0)
         # chunks keep activations in cache: 0.5-0.6× the time per step of one big batch
         adv = torch.cat([atk(x[i:i + CRAFT_CHUNK], y[i:i + CRAFT_CHUNK])
                          for i in range(0, len(x), CRAFT_CHUNK)]) if len(x) else x

@@ -676,27 +676,32 @@ def plot_threat_effects(table: pd.DataFrame, threshold: float | None = None):
 
 
 def plot_convergence(curve: pd.DataFrame):
-    """Accuracy versus attack iterations (left, log scale) and restarts (right) at one ε, one
-    line per attack, model and variant.
+    """Accuracy versus attack iterations (left, log scale) and restarts (right), one row per ε,
+    one line per attack, model and variant.
 
-    ``curve`` columns: variant, model, attack, curve ('steps' or 'restarts'), steps,
+    ``curve`` columns: eps, variant, model, attack, curve ('steps' or 'restarts'), steps,
     restarts, accuracy.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0), sharey=True)
+    eps_values = sorted(curve["eps"].unique())
+    fig, axes = plt.subplots(len(eps_values), 2, figsize=(8.0, 2.8 * len(eps_values)),
+                             sharey="row", squeeze=False)
     lines = list(dict.fromkeys(zip(curve["variant"], curve["model"], curve["attack"])))
-    for i, (variant, model, attack) in enumerate(lines):
-        part = curve[(curve["variant"] == variant) & (curve["model"] == model)
-                     & (curve["attack"] == attack)]
-        label = f"{attack}: {model} ({VARIANT_LABELS.get(variant, variant)})"
-        style = dict(color=f"C{i // 2}", ls="-" if attack == "PGD" else "--", marker="o", ms=3)
-        steps = part[part["curve"] == "steps"].sort_values("steps")
-        axes[0].plot(steps["steps"], steps["accuracy"], label=label, **style)
-        restarts = part[part["curve"] == "restarts"].sort_values("restarts")
-        axes[1].plot(restarts["restarts"], restarts["accuracy"], **style)
-    axes[0].set_xscale("log")
-    axes[0].set_xlabel("iterations (one run)")
-    axes[1].set_xlabel("restarts (most iterations; worst case)")
-    axes[0].set_ylabel("accuracy")
-    axes[0].legend(fontsize=6)
+    for row, eps in zip(axes, eps_values):
+        for i, (variant, model, attack) in enumerate(lines):
+            part = curve[(curve["eps"] == eps) & (curve["variant"] == variant)
+                         & (curve["model"] == model) & (curve["attack"] == attack)]
+            label = f"{attack}: {model} ({VARIANT_LABELS.get(variant, variant)})"
+            style = dict(color=f"C{i // 2}", ls="-" if attack == "PGD" else "--", marker="o",
+                         ms=3)
+            steps = part[part["curve"] == "steps"].sort_values("steps")
+            row[0].plot(steps["steps"], steps["accuracy"], label=label, **style)
+            restarts = part[part["curve"] == "restarts"].sort_values("restarts")
+            row[1].plot(restarts["restarts"], restarts["accuracy"], **style)
+        row[0].set_xscale("log")
+        row[0].set_ylabel(f"accuracy at ε = {eps:g}")
+        row[1].xaxis.get_major_locator().set_params(integer=True)
+    axes[-1, 0].set_xlabel("iterations (one run)")
+    axes[-1, 1].set_xlabel("restarts (most iterations; worst case)")
+    axes[0, 0].legend(fontsize=6)
     fig.tight_layout()
     return fig

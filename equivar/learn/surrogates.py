@@ -1,8 +1,12 @@
-"""Classical classifiers on pixels: the surrogates that craft transfer attacks (chapter 3).
+"""Classical classifiers on pixels: the surrogates that craft transfer attacks (chapters 3, 4).
 
 A small CNN, an MLP and the CNN trained with random rotations (``cnn-rot``), each trained with
 Adam on the same training subsets as the quantum models and stored in the result cache, keyed
-by its :class:`SurrogateSpec` and the data fingerprint. Used by chapters 3 and 4.
+by its :class:`SurrogateSpec` and the data fingerprint. Two more for chapter 4's stronger
+transfer attacks: ``ring``, a small network that sees what a ring-mean-suppressed quantum model
+sees (the ring-sampled grid with each ring's mean subtracted, L2-normalised; differentiable
+from the pixels), and :class:`Ensemble`, several surrogates as one model (mean of their
+logits). Used by chapters 3 and 4.
 """
 from __future__ import annotations
 
@@ -16,8 +20,12 @@ from tqdm import tqdm
 
 from equivar import data
 from equivar.cache import cached
+from equivar.core.rings import sample_grid
 from equivar.learn.train import training_data
-from equivar.settings import SURROGATES
+from equivar.settings import SAMPLING, SURROGATES
+
+# every surrogate kind: chapter 3's (settings.SURROGATES) and the ring-grid network of chapter 4
+KINDS = SURROGATES + ("ring",)
 
 class SmallCNN(nn.Module):
     """Two 3×3 conv layers (16, 32 channels) with max-pooling, then 64 hidden units."""
@@ -52,6 +60,45 @@ def _nchw(x: torch.Tensor) -> torch.Tensor:
     return x[:, None] if x.ndim == 3 else x
 
 
+class RingNet(nn.Module):
+    """Sees what a ring-mean-suppressed quantum model sees: pixels → ring grid (the book's
+    bilinear sampling) → each ring's mean subtracted → L2-normalised → 2 hidden layers (128,
+    64 units, ReLU). Differentiable from the pixels, so attacks crafted on it are pixel
+    perturbations whose gradient never points along the ring means."""
+
+    def __init__(self, image_shape: tuple[int, int], n_classes: int):
+        super().__init__()
+        width = SAMPLING.n_rings * SAMPLING.n_angles
+        self.net = nn.Sequential(nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, 64),
+                                 nn.ReLU(), nn.Linear(64, n_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's input: centred, normalised grids (B, n_rings · n_angles), scaled by
+        √(n_rings · n_angles) so that entries are of order 1."""
+        x = _nchw(x)[:, 0]
+        grids = sample_grid(x if x.is_floating_point() else x.float())
+        centred = (grids - grids.mean(-1, keepdim=True)).flatten(1)
+        norm = centred.norm(dim=1, keepdim=True).clamp_min(1e-12)  # a blank grid stays zero
+        return centred / norm * np.sqrt(centred.shape[1])
+
+    def forward(self, x):
+        return self.net(self.features(x))
+
+
+class Ensemble(nn.Module):
+    """Several classifiers as one: the mean of their logits (attacked as a single model)."""
+
+    def __init__(self, models):
+        super().__init__()
+        models = list(models)
+        if len(models) < 2:
+            raise ValueError(f"an ensemble needs at least 2 models, got {len(models)}")
+        self.members = nn.ModuleList(models)
+
+    def forward(self, x):
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
 def rotate_images(images: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Rotate images (N, 1, H, W) counter-clockwise by ``angles`` (N,) radians, bilinear,
     zero padding."""
@@ -69,7 +116,7 @@ class SurrogateSpec:
     """Everything that determines a trained surrogate (and its cache key)."""
 
     dataset: str
-    kind: str        # "cnn" | "mlp" | "cnn-rot" (CNN trained with random rotations)
+    kind: str        # "cnn" | "mlp" | "cnn-rot" (CNN trained with random rotations) | "ring"
     seed: int
     n_train: int
     epochs: int
@@ -77,12 +124,12 @@ class SurrogateSpec:
     lr: float = 1e-3
 
     def __post_init__(self):
-        if self.kind not in SURROGATES:
-            raise ValueError(f"surrogate kind must be one of {SURROGATES}, got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"surrogate kind must be one of {KINDS}, got {self.kind!r}")
 
     def build(self) -> nn.Module:
         info = data.info(self.dataset)
-        cls = MLP if self.kind == "mlp" else SmallCNN
+        cls = {"mlp": MLP, "ring": RingNet}.get(self.kind, SmallCNN)
         return cls(info.image_shape, len(info.classes))
 
 

@@ -1,39 +1,47 @@
-"""Chapter 4's study: suppressed and defended models on chapter 3's stored adversarial sets.
+"""Chapter 4's study: suppressed and defended models on chapter 3's stored adversarial sets,
+and under every threat model a referee would run.
 
 For every dataset and seed, :func:`study` trains (or loads) the quantum models with sector 0
 down-weighted by each α, with each other independent sector projected out (controls), and the
 two reference defences (Gaussian-noise augmentation, adversarial training on surrogate PGD),
 all with chapter 2's training settings; then scores them on the very adversarial sets chapter 3
-crafted (same cache entries) for every attack and ε.
+crafted (same cache entries) for every attack and ε. :func:`threat_study` attacks the
+unsuppressed, the suppressed and the defended models under weak and strong transfer, white-box,
+adaptive and black-box threat models (:mod:`equivar.studies.threats`), keeping per-image
+correctness for the statistics.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-
 import torch
-from tqdm import tqdm
 
 from equivar import data
 from equivar.adversary import attacks
 from equivar.adversary.defences import trained_defended
+from equivar.adversary.threats import FAMILIES
 from equivar.core.filters import SectorFilter, projector_off_sector
 from equivar.core.model import amplitudes
 from equivar.core.pipeline import QuantumPipeline
 from equivar.core.rings import sample_grid
 from equivar.learn import surrogates
 from equivar.learn.train import ModelSpec
+from equivar.runtime import progress as progress_bar
 from equivar.settings import VARIANT_LABELS
-from equivar.studies import transfer
+from equivar.studies import ladder, threats, transfer
 from equivar.studies.reliance import summarise
-from equivar.studies.units import Unit, train_model
+from equivar.studies.units import Unit, train_model, train_surrogate
 
 
-def model_grid(settings, dataset: str, variant: str, seed: int) -> list[tuple[str, str, object]]:
-    """(label, group, ModelSpec) of every model of the study for one dataset/variant/seed."""
-    base = ModelSpec.from_settings(settings.model_settings(), dataset, variant, seed)
+def model_grid(settings, dataset: str, variant: str, seed: int,
+               resolve: bool = True) -> list[tuple[str, str, object]]:
+    """(label, group, ModelSpec) of every model of the study for one dataset/variant/seed.
+    ``resolve=False`` lists the same models with chapter 2's fixed settings, without running
+    the model selection (a sweep's plan needs only the labels)."""
+    base = ladder.model_spec(settings.model_settings(), dataset, variant, seed) if resolve \
+        else ModelSpec.from_settings(settings.model_settings(), dataset, variant, seed)
     transfer_settings = settings.transfer_settings()
     out = [("none", "k=0 down-weighting", base)]
     for alpha in settings.alphas:
@@ -81,7 +89,7 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     rows = {"clean": [], "robust": [], "equivalence": []}
     jobs = [(d, s, v) for d in names for s in seeds for v in settings.variants]
     loaded = {}  # (dataset, seed) -> test images, labels and chapter 3's adversarial sets
-    for dataset, seed, variant in tqdm(jobs, desc="models", disable=not progress):
+    for dataset, seed, variant in progress_bar(jobs, desc="models", disable=not progress):
         if (dataset, seed) not in loaded:
             loaded.clear()
             loaded[(dataset, seed)] = _adversarial_sets(transfer_settings, dataset, seed)
@@ -120,18 +128,122 @@ def _adversarial_sets(transfer_settings, dataset: str, seed: int):
 
 
 def units(settings) -> list[Unit]:
-    """Chapter 4's expensive work: every suppressed and defended model (stage 1) and chapter
-    3's adversarial sets from the surrogates (stages 1-2)."""
+    """Chapter 4's expensive work: every suppressed and defended model and the ring surrogates
+    (stage 1), chapter 3's adversarial sets from the surrogates (stages 1-2), the white-box,
+    adaptive and black-box evaluations and the convergence curves (stage 2) and the transfer
+    sets of the threat study (stage 3)."""
     transfer_settings = settings.transfer_settings()
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     out = [u for u in transfer.units(transfer_settings)
            if u.fn is not transfer.adversarial_sets or u.args[3] in transfer_settings.surrogates]
     for dataset in names:
         for seed in range(settings.seed, settings.seed + settings.n_seeds):
+            # the unit's settings name its own seed only: keys do not depend on the split
+            own = replace(settings, seed=seed, n_seeds=1)
+            tag = f"{dataset}/seed {seed}"
+            out.append(Unit(1, f"surrogate {dataset}/ring/seed {seed}", train_surrogate,
+                            (threats.ring_surrogate(transfer_settings, dataset, seed),)))
+            out.append(Unit(3, f"threat-model transfer sets {tag}", threats.transfer_sets,
+                            (own, dataset, seed)))
             for variant in settings.variants:
-                for label, _, spec in model_grid(settings, dataset, variant, seed):
+                # labels only: the selected specs are resolved in the worker (_grid_unit)
+                where = (own, dataset, variant, seed)
+                for i, (label, _, _) in enumerate(model_grid(*where, resolve=False)):
                     out.append(Unit(1, f"model {dataset}/{variant}/seed {seed}: {label}",
-                                    train_model, (spec,)))
+                                    _grid_unit, (*where, "models", i)))
+                for i, (label, _, _) in enumerate(threat_grid(*where, resolve=False)):
+                    out.append(Unit(2, f"attacks on {dataset}/{variant}/seed {seed}: {label}",
+                                    _grid_unit, (*where, "threats", i)))
+                if dataset == names[0] and seed == settings.seed:
+                    for i, (label, _, _) in enumerate(convergence_grid(*where, resolve=False)):
+                        out.append(Unit(2, f"convergence {dataset}/{variant}: {label}",
+                                        _grid_unit, (*where, "convergence", i)))
+    return out
+
+
+# ----------------------------------------------------------------- threat models
+
+def _grid_unit(settings, dataset: str, variant: str, seed: int, kind: str, index: int) -> None:
+    """One unit of :func:`units`, resolved in the worker: train model ``index`` of the model
+    grid, or compute the attacks (``"threats"``) or step curves (``"convergence"``) on it."""
+    if kind == "models":
+        train_model(model_grid(settings, dataset, variant, seed)[index][2])
+    elif kind == "threats":
+        threats.model_record(settings, dataset, threat_grid(settings, dataset, variant,
+                                                            seed)[index][2])
+    else:
+        threats.convergence_record(settings, dataset, convergence_grid(settings, dataset,
+                                                                       variant, seed)[index][2])
+
+
+def threat_grid(settings, dataset: str, variant: str, seed: int,
+                resolve: bool = True) -> list[tuple[str, str, object]]:
+    """(label, group, ModelSpec) of the models attacked under every threat model: the
+    unsuppressed one, k = 0 down-weighted by each of ``settings.threat_alphas``, the reference
+    defences."""
+    return threats.select(model_grid(settings, dataset, variant, seed, resolve),
+                          settings.threat_alphas)
+
+
+def convergence_grid(settings, dataset: str, variant: str, seed: int, resolve: bool = True):
+    """The models whose step and restart curves are checked: unsuppressed and k = 0 removed."""
+    return [m for m in threat_grid(settings, dataset, variant, seed, resolve)
+            if m[0] in (threats.PLAIN, threats.SUPPRESSED)]
+
+
+def threat_study(settings, progress: bool = True) -> dict:
+    """Every threat model of :mod:`equivar.studies.threats` on the models of
+    :func:`threat_grid`, for :class:`equivar.settings.SuppressionSettings`.
+
+    Returns DataFrames ``clean`` (per dataset, seed, variant, model), ``curves`` (accuracy per
+    threat model and ε: worst case over the family's attacks and every ε' ≤ ε), ``attacks``
+    (accuracy of every single attack and white-box stage), ``residual`` (ring-mean change left
+    by the ring-mean-preserving PGD), ``cost`` (seconds per family when first computed),
+    ``convergence`` (accuracy vs iterations and restarts), ``notes``; ``epsilons``; and
+    ``correct``: {(dataset, variant, model, threat): bool array (n_seeds, n_eps, n_images)}.
+    """
+    names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
+    seeds = [settings.seed + i for i in range(settings.n_seeds)]
+    eps_list = threats.epsilons(settings)
+    rows = {k: [] for k in ("clean", "curves", "attacks", "residual", "cost", "convergence")}
+    per_seed = {}
+    jobs = [(d, s) for d in names for s in seeds]
+    for dataset, seed in progress_bar(jobs, desc="threat models", disable=not progress):
+        own = replace(settings, seed=seed, n_seeds=1)
+        images, labels = threats.threat_images(settings, dataset)
+        sets = threats.transfer_sets(own, dataset, seed)
+        for variant in settings.variants:
+            for label, group, spec in threat_grid(settings, dataset, variant, seed):
+                pipe = QuantumPipeline(trained_defended(spec, progress=False)[0],
+                                       spec.grid_filter())
+                record = threats.model_record(own, dataset, spec)
+                correct, attack_rows = threats.score(pipe, images, labels, sets, record,
+                                                     eps_list)
+                tag = {"dataset": dataset, "seed": seed, "variant": variant, "model": label,
+                       "group": group}
+                rows["clean"].append({**tag, "alpha": spec.suppress_alpha,
+                                      "accuracy": float(record["clean"].mean()),
+                                      "n_images": len(labels)})
+                for threat, array in correct.items():
+                    per_seed.setdefault((dataset, variant, label, threat), {})[seed] = array
+                    rows["curves"].extend({**tag, "threat": threat, "eps": float(eps),
+                                           "accuracy": float(array[e].mean())}
+                                          for e, eps in enumerate(eps_list))
+                rows["attacks"].extend({**tag, **r} for r in attack_rows)
+                rows["residual"].extend({**tag, "eps": float(eps), "residual": float(res)}
+                                        for eps, res in zip(eps_list, record["residual"]))
+                rows["cost"].extend({**tag, "family": family, "seconds": float(sec)}
+                                    for family, sec in zip(FAMILIES, record["seconds"]))
+                if dataset == names[0] and seed == settings.seed and \
+                        label in (threats.PLAIN, threats.SUPPRESSED):
+                    curve = threats.convergence_record(own, dataset, spec)
+                    rows["convergence"].extend({**tag, **r} for r in curve.to_dict("records"))
+    out = {k: pd.DataFrame(v) for k, v in rows.items()}
+    out["notes"] = pd.DataFrame([{"dataset": k, "note": v} for k, v in notes.items()],
+                                columns=["dataset", "note"])
+    out["epsilons"] = eps_list
+    out["correct"] = {key: np.stack([arrays[s] for s in seeds]) for key, arrays in
+                      per_seed.items()}
     return out
 
 
