@@ -15,7 +15,7 @@ from equivar.core.pipeline import QuantumPipeline
 from equivar.core.rings import ring_means, sample_grid
 from equivar.learn import surrogates
 
-SMALL = threats.Budget(steps=5, restarts=2, square_queries=30, projections=5)
+SMALL = threats.Budget(steps=5, restarts=2, square_queries=30, projection_iterations=30)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,34 @@ class TestRingMeanMap:
         # idempotent, and a negative control: the raw perturbation changes the ring means
         assert (null.project(projected) - projected).abs().max() < atol
         assert np.abs(null.change(delta.numpy())).max() > 0.1
+
+
+@pytest.fixture(scope="module")
+def mnist_like():
+    """Fashion-MNIST images: dark backgrounds, where pixels may only grow."""
+    return data.load("fashion-mnist", "test", n=30, seed=2)[0]
+
+
+class TestProjectionOntoTheRingMeanConstraintAndTheBox:
+    @pytest.mark.parametrize("eps", [0.05, 1.0])
+    def test_feasible_and_nearest(self, mnist_like, eps):
+        x0 = torch.as_tensor(mnist_like, dtype=torch.float64)
+        null = threats.RingMeanNullSpace(*x0.shape[1:])
+        low, high = torch.clamp(-x0, min=-eps), torch.clamp(1 - x0, max=eps)
+        gen = torch.Generator().manual_seed(0)
+        start = eps * torch.sign(torch.rand(x0.shape, generator=gen, dtype=torch.float64) - 0.5)
+        delta, lam = null.project_box(start, low, high)
+        assert ((delta >= low) & (delta <= high)).all()
+        assert np.abs(null.change(delta.numpy())).max() < 1e-9
+        # the KKT conditions of the nearest point: δ = clip(start - Aᵀλ, low, high)
+        flat = (start.reshape(len(x0), -1) - lam @ torch.as_tensor(null.matrix))
+        assert torch.allclose(delta.reshape(len(x0), -1), torch.clamp(
+            flat, low.reshape(len(x0), -1), high.reshape(len(x0), -1)), atol=1e-12)
+        # negative control: clipping alone breaks the constraint
+        assert np.abs(null.change(torch.clamp(null.project(start), low, high).numpy())).max() > 1e-3
+        # a feasible point is its own projection
+        again, _ = null.project_box(delta, low, high)
+        assert (again - delta).abs().max() < 1e-9
 
 
 class TestRingMeanPreservingPGD:
@@ -127,7 +155,8 @@ class TestWhiteAndBlackBox:
         (dict(steps=0), "steps must be a positive integer, got 0"),
         (dict(restarts=0), "restarts must be a positive integer, got 0"),
         (dict(square_queries=2.5), "square_queries must be a positive integer, got 2.5"),
-        (dict(projections=True), "projections must be a positive integer, got True"),
+        (dict(projection_iterations=True), "projection_iterations must be a positive integer, "
+                                           "got True"),
         (dict(step_factor=-1.0), "step_factor must be a positive number"),
     ])
     def test_budget_is_checked(self, kwargs, match):

@@ -11,8 +11,9 @@ filter → circuit (Tramèr et al. 2020: attack the defence as deployed).
   ``torchattacks.AutoAttack`` (version ``standard``: APGD-CE, APGD-T, FAB-T, Square) with its
   components' iterations set to ``steps`` and Square's queries to ``square_queries``;
 * **restricted** (adaptive to ring-mean suppression): PGD whose perturbation keeps every ring
-  mean of the bilinear ring samples (:func:`ring_mean_preserving_pgd`), i.e. it spends the whole
-  budget on the sectors k ≥ 1 that a suppressed model still reads;
+  mean of the bilinear ring samples (:func:`ring_mean_preserving_pgd`): the k = 0 component of
+  the sampled perturbation is zero, so the whole budget goes to the sectors k ≥ 1 that a
+  suppressed model still reads;
 * **black-box**: ``torchattacks.Square`` (L∞, margin loss), which needs only the logits, so it is
   blind to gradient masking (Andriushchenko et al. 2020).
 
@@ -64,13 +65,13 @@ class Budget:
     steps: int = 50              # iterations of APGD, APGD-T, FAB-T and the restricted PGD
     restarts: int = 2            # restarts of APGD-CE, APGD-DLR and the restricted PGD
     square_queries: int = 1000   # queries of Square (black-box, and inside AutoAttack)
-    projections: int = 20        # alternating projections per restricted PGD step
+    projection_iterations: int = 50  # Newton steps of each projection of the restricted PGD
     step_factor: float = 2.5     # restricted PGD step = factor × ε / steps
     seed: int = 0
 
     def __post_init__(self):
         check_pgd(self.steps, self.step_factor)
-        for name in ("restarts", "square_queries", "projections"):
+        for name in ("restarts", "square_queries", "projection_iterations"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -173,8 +174,9 @@ def ring_mean_map(height: int, width: int, sampling: Sampling = SAMPLING) -> np.
 
 
 class RingMeanNullSpace:
-    """Projection of pixel perturbations onto the null space of :func:`ring_mean_map`:
-    δ ↦ δ - Vᵀ V δ with V an orthonormal basis of the map's row space (from its SVD)."""
+    """The ring-mean constraint A δ = 0 of :func:`ring_mean_map` on pixel perturbations δ:
+    projection onto its null space (δ ↦ δ - Vᵀ V δ, V an orthonormal basis of the row space of
+    A from its SVD), and the exact projection onto the null space ∩ a box (:meth:`project_box`)."""
 
     def __init__(self, height: int, width: int, sampling: Sampling = SAMPLING):
         self.matrix = ring_mean_map(height, width, sampling)
@@ -187,14 +189,53 @@ class RingMeanNullSpace:
         flat = delta.reshape(len(delta), -1)
         return (flat - (flat @ self.basis.T) @ self.basis).reshape(delta.shape)
 
-    def correct(self, delta: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
-        """``delta`` (B, H, W) with its ring-mean change A δ cancelled by the least-norm change
-        of the ``free`` pixels (B, H, W) bool only: δ_f ← δ_f - A_fᵀ (A_f A_fᵀ)⁺ A δ."""
-        flat = delta.reshape(len(delta), -1)
-        a_free = self._matrix[None] * free.reshape(len(delta), 1, -1)   # (B, R, H·W)
-        gram = a_free @ a_free.transpose(1, 2)                           # (B, R, R)
-        lam = torch.linalg.pinv(gram, hermitian=True) @ (flat @ self._matrix.T)[..., None]
-        return (flat - (a_free.transpose(1, 2) @ lam)[..., 0]).reshape(delta.shape)
+    def project_box(self, delta: torch.Tensor, low: torch.Tensor, high: torch.Tensor,
+                    iterations: int = 50, tol: float = 1e-12,
+                    multipliers: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The nearest point to ``delta`` (B, H, W) with A δ = 0 and low ≤ δ ≤ high, per image.
+
+        Solved through the dual, whose n_rings variables λ give δ(λ) = clip(delta - Aᵀλ, low,
+        high): semismooth Newton steps on A δ(λ) = 0 (generalised Jacobian -A_F A_Fᵀ over the
+        pixels F not clipped) with an Armijo backtracking on the concave dual function, until
+        max |A δ| ≤ ``tol`` or ``iterations`` steps. Every result lies in the box; its
+        ring-mean change is what is left of the tolerance (the callers measure it). Returns
+        (δ, λ); pass λ back as ``multipliers`` to start the next, nearby projection from it.
+        """
+        a = self._matrix
+        batch = len(delta)
+        target, lo, hi = (t.reshape(batch, -1) for t in (delta, low, high))
+        lam = torch.zeros(batch, a.shape[0], dtype=torch.float64) if multipliers is None \
+            else multipliers.clone()
+        ridge = 1e-12 * torch.eye(a.shape[0], dtype=torch.float64)
+
+        def dual(lam, target, lo, hi):
+            shift = lam @ a
+            out = torch.clamp(target - shift, lo, hi)
+            value = 0.5 * ((out - target) ** 2).sum(1) + (shift * out).sum(1)
+            return out, out @ a.T, value
+
+        out, residual, value = dual(lam, target, lo, hi)
+        for _ in range(iterations):
+            idx = torch.nonzero(residual.abs().amax(1) > tol)[:, 0]
+            if not len(idx):
+                break
+            t0, l0, h0, lam0 = target[idx], lo[idx], hi[idx], lam[idx]
+            u = t0 - lam0 @ a
+            free = ((u >= l0) & (u <= h0)).to(torch.float64)[:, None, :] * a[None]
+            step = torch.linalg.solve(free @ free.transpose(1, 2) + ridge,
+                                      residual[idx][..., None])[..., 0]
+            slope = (residual[idx] * step).sum(1)
+            size = torch.ones(len(idx), dtype=torch.float64)
+            for _ in range(40):
+                new = dual(lam0 + size[:, None] * step, t0, l0, h0)
+                short = new[2] < value[idx] + 1e-4 * size * slope
+                if not short.any():
+                    break
+                size = torch.where(short, size / 2, size)
+            lam[idx] = lam0 + size[:, None] * step
+            out[idx], residual[idx], value[idx] = new
+        return out.reshape(delta.shape), lam
 
     def change(self, delta) -> np.ndarray:
         """Ring-mean change A δ of perturbations (B, H, W), shape (B, n_rings)."""
@@ -202,34 +243,21 @@ class RingMeanNullSpace:
         return flat @ self.matrix.T
 
 
-def feasible(delta: torch.Tensor, low: torch.Tensor, high: torch.Tensor,
-             null: RingMeanNullSpace, projections: int, corrections: int = 3) -> torch.Tensor:
-    """A perturbation in the box [low, high] (the L∞ ball ∩ [0, 1] pixels) whose ring-mean
-    change is (nearly) zero, near ``delta``: ``projections`` alternating projections onto the
-    ring-mean null space and the box, then ``corrections`` active-set steps (cancel the
-    remaining ring-mean change with the pixels strictly inside the box, clip again). The result
-    always satisfies the box; the residual ring-mean change is what the last clipping leaves
-    (measured by the callers)."""
-    for _ in range(projections):
-        delta = torch.clamp(null.project(delta), low, high)
-    for _ in range(corrections):
-        delta = torch.clamp(null.correct(delta, (delta > low) & (delta < high)), low, high)
-    return delta
-
-
 def ring_mean_preserving_pgd(model: nn.Module, images, labels, eps: float, steps: int,
-                             step_factor: float = 2.5, projections: int = 20, seed: int = 0,
+                             step_factor: float = 2.5, iterations: int = 50, seed: int = 0,
                              null: RingMeanNullSpace | None = None
                              ) -> tuple[np.ndarray, np.ndarray]:
     """L∞ PGD on pixels restricted to perturbations that keep the ring means of the ring samples.
 
     Each step moves by ``step_factor · ε / steps`` along the sign of the cross-entropy gradient
     projected onto the null space of the pixels → ring-means map, then returns to the feasible
-    set by ``projections`` alternating projections (null space, then box). Random start in the
-    box, projected the same way (torch generator seeded with ``seed``). An image is kept at the
-    first iterate that fools the model (else the last iterate). Returns the adversarial images
-    (N, H, W) float32 and, per image, the largest ring-mean change max_r |A δ|_r (pixel units:
-    what the box clipping leaves of the constraint; compare with ε).
+    set {A δ = 0} ∩ the L∞ ball ∩ [0, 1] pixels by the exact projection
+    :meth:`RingMeanNullSpace.project_box` (at most ``iterations`` Newton steps; alternating
+    projections between the two sets left ring-mean changes up to 0.33 on MNIST at ε = 1). The
+    random start (uniform in the ball, torch generator seeded with ``seed``) is projected the
+    same way. An image is kept at the first iterate that fools the model (else the last).
+    Returns the adversarial images (N, H, W) float32 and, per image, the largest ring-mean
+    change max_r |A δ|_r left (pixel units, after rounding to float32; compare with ε).
     """
     eps = check_budget(eps)
     check_pgd(steps, step_factor)
@@ -242,7 +270,7 @@ def ring_mean_preserving_pgd(model: nn.Module, images, labels, eps: float, steps
     low, high = torch.clamp(-x0, min=-eps), torch.clamp(1 - x0, max=eps)
     gen = torch.Generator().manual_seed(int(seed))
     delta = (torch.rand(x0.shape, generator=gen, dtype=torch.float64) * 2 - 1) * eps
-    delta = feasible(torch.clamp(delta, low, high), low, high, null, projections)
+    delta, lam = null.project_box(delta, low, high, iterations)
     alpha = step_factor * eps / steps
     best = delta.clone()
     done = torch.zeros(len(x0), dtype=torch.bool)
@@ -258,7 +286,7 @@ def ring_mean_preserving_pgd(model: nn.Module, images, labels, eps: float, steps
             break
         (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), adv)
         delta = delta + alpha * torch.sign(null.project(grad.to(torch.float64)))
-        delta = feasible(delta, low, high, null, projections)
+        delta, lam = null.project_box(delta, low, high, iterations, multipliers=lam)
     best[~done] = delta[~done]
     adv = (x0 + best).to(torch.float32).numpy()
     residual = np.abs(null.change(adv.astype(np.float64) - x0.numpy())).max(1)
@@ -281,7 +309,8 @@ def restricted(model: nn.Module, images, labels, eps: float, budget: Budget,
         if not len(idx):
             break
         adv, res = ring_mean_preserving_pgd(model, x[idx, 0].numpy(), y[idx].numpy(), eps,
-                                            budget.steps, budget.step_factor, budget.projections,
+                                            budget.steps, budget.step_factor,
+                                            budget.projection_iterations,
                                             seed=budget.seed * 1000 + r, null=null)
         alive[idx] = still_correct(model, torch.as_tensor(adv)[:, None], y[idx])
         residual = max(residual, float(res.max()))
