@@ -1,0 +1,99 @@
+"""The claims scorecard (equivar.studies.scorecard) on synthetic verdict files."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from equivar import stats
+from equivar.studies import scorecard
+
+
+def _found(effect: float, rng, n_seeds: int = 10, n_images: int = 200):
+    """(ci, raw p) of a paired comparison whose true accuracy difference is ``effect``."""
+    b = rng.random((n_seeds, n_images)) < 0.5
+    a = b | (rng.random((n_seeds, n_images)) < effect * 2)
+    ci = stats.bootstrap_difference(a, b, n_resamples=2000, rng=1)
+    return ci, stats.permutation_test_seeds(a, b).pvalue
+
+
+def test_judge_rows_holm_and_verdicts(rng):
+    strong, null = _found(0.2, rng), _found(0.0, rng)
+    rows = scorecard.judge_rows({"C3-transfer": strong, "C3-ring-means": null}, stats.RULES,
+                                {"C3-transfer": "fig-transfer-verdicts",
+                                 "C3-ring-means": "fig-transfer-verdicts"}, "03", "all")
+    by = {r["claim"]: r for r in rows}
+    assert by["C3-transfer"]["verdict"] == "reproduced"
+    assert by["C3-ring-means"]["verdict"] == "not reproduced"
+    raw = [strong[1], null[1]]
+    assert [by["C3-transfer"]["p_holm"], by["C3-ring-means"]["p_holm"]] == \
+        pytest.approx(list(stats.holm(raw)))
+    assert by["C3-transfer"]["p_holm"] >= by["C3-transfer"]["p_raw"]
+
+
+def test_judge_rows_refuses_unknown_claims_and_missing_figures(rng):
+    found = {"C3-transfer": _found(0.1, rng)}
+    with pytest.raises(ValueError, match="no rule for claim"):
+        scorecard.judge_rows({"C9": found["C3-transfer"]}, stats.RULES, {"C9": "fig-a-b"}, "03")
+    with pytest.raises(ValueError, match="no figure id"):
+        scorecard.judge_rows(found, stats.RULES, {}, "03")
+
+
+def test_markdown_reads_files_and_marks_missing_chapters(tmp_path, rng):
+    rows3 = scorecard.judge_rows({"C3-transfer": _found(0.2, rng), "headline": _found(0.2, rng)},
+                                 stats.RULES, {"C3-transfer": "fig-transfer-verdicts",
+                                               "headline": "fig-transfer-verdicts"}, "03")
+    path = scorecard.write_verdicts(rows3, "03", tmp_path)
+    assert path.name == "verdicts-03.json"
+    assert json.loads(path.read_text())["rows"][0]["claim"] == "C3-transfer"
+    page = scorecard.markdown(tmp_path)
+    lines = {line.split("|")[1].strip(): line for line in page.splitlines()
+             if line.startswith(("| C1", "| C2", "| C3", "| C4", "| headline"))}
+    assert set(lines) == {c for c, _ in scorecard.CLAIMS}
+    assert "**reproduced**" in lines["C3-transfer"]
+    assert "{numref}`fig-transfer-verdicts`" in lines["C3-transfer"]
+    for claim in ("C1-twirl", "C3-reliance", "C4-white-box"):
+        assert scorecard.NOT_RUN in lines[claim]
+    ci = rows3[0]
+    assert f"{ci['estimate']:+.3f} [{ci['low']:+.3f}, {ci['high']:+.3f}]" in lines["C3-transfer"]
+    plain = scorecard.markdown(tmp_path, link="plain")
+    assert "{numref}" not in plain and "fig-transfer-verdicts" in plain
+
+
+def test_empty_directory_reads_all_not_run(tmp_path):
+    page = scorecard.markdown(tmp_path)
+    body = [l for l in page.splitlines() if l.startswith(("| C1", "| C2", "| C3", "| C4", "| headline"))]
+    assert len(body) == len(scorecard.CLAIMS)
+    assert all(scorecard.NOT_RUN in l for l in body)
+
+
+def test_identity_rows_and_nan(tmp_path):
+    ci = stats.Interval.exact(3e-14, "max over 64 inputs")
+    rows = scorecard.judge_rows({"C1-twirl": (ci, None)}, stats.RULES,
+                                {"C1-twirl": "fig-twirl-check"}, "01")
+    rows[0]["p_raw"] = float("nan")
+    scorecard.write_verdicts(rows, "01", tmp_path)
+    data = json.loads((tmp_path / "verdicts-01.json").read_text())
+    assert data["rows"][0]["p_raw"] is None          # NaN is not valid JSON
+    line = [l for l in scorecard.markdown(tmp_path).splitlines() if l.startswith("| C1-twirl")][0]
+    assert "**reproduced**" in line and "max deviation 3e-14" in line
+
+
+def test_bad_files_and_rows(tmp_path, rng):
+    rows = scorecard.judge_rows({"C3-transfer": _found(0.1, rng)}, stats.RULES,
+                                {"C3-transfer": "fig-x-y"}, "03")
+    with pytest.raises(ValueError, match="two digits"):
+        scorecard.write_verdicts(rows, "3", tmp_path)
+    broken = dict(rows[0], verdict="maybe")
+    with pytest.raises(ValueError, match="verdict of 'C3-transfer'"):
+        scorecard.write_verdicts([broken], "03", tmp_path)
+    with pytest.raises(ValueError, match="lacks"):
+        scorecard.write_verdicts([{"claim": "C3-transfer"}], "03", tmp_path)
+    scorecard.write_verdicts(rows, "03", tmp_path)
+    scorecard.write_verdicts(rows, "02", tmp_path)
+    with pytest.raises(ValueError, match="judged in two verdict files"):
+        scorecard.markdown(tmp_path)
+    (tmp_path / "verdicts-02.json").write_text("{not json")
+    with pytest.raises(ValueError, match="verdicts-02.json is not a verdict file"):
+        scorecard.markdown(tmp_path)

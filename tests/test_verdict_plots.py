@@ -1,0 +1,69 @@
+"""Verdict figures (equivar.book.verdict_plots) and the sensitivity table behind them."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from equivar import stats
+from equivar.book.verdict_plots import VERDICT_COLOURS, plot_verdicts
+from equivar.studies import scorecard
+
+
+def _rows(rng):
+    b = rng.random((8, 150)) < 0.5
+    a = b | (rng.random((8, 150)) < 0.3)
+    ci = stats.bootstrap_difference(a, b, n_resamples=500, rng=0)
+    p = stats.permutation_test_seeds(a, b).pvalue
+    return scorecard.judge_rows({"C3-transfer": (ci, p), "headline": (ci, p)}, stats.RULES,
+                                {"C3-transfer": "fig-t-v", "headline": "fig-t-v"}, "03")
+
+
+def test_sensitivity_moves_verdict_at_the_ci(rng):
+    rows = _rows(rng)
+    table = scorecard.sensitivity_table(rows, np.linspace(0, 0.4, 9), stats.RULES)
+    part = table[table["claim"] == "C3-transfer"].sort_values("threshold")
+    low = rows[0]["low"]
+    # reproduced exactly while the threshold lies below the CI's lower end
+    for _, r in part.iterrows():
+        expected = "reproduced" if r["threshold"] < low else "partly reproduced"
+        assert r["verdict"] == expected
+    assert part["preregistered"].sum() == 1
+    assert float(part.loc[part["preregistered"], "threshold"].iloc[0]) == \
+        stats.RULES["C3-transfer"].threshold
+
+
+def test_plot_verdicts_draws_every_claim(rng):
+    rows = _rows(rng)
+    table = scorecard.sensitivity_table(rows, [0.0, 0.05, 0.1, 0.2], stats.RULES)
+    fig = plot_verdicts(pd.DataFrame(rows), table)
+    left, right = fig.axes[:2]
+    assert [t.get_text() for t in left.get_yticklabels()] == ["C3-transfer", "headline"]
+    # one coloured cell per claim and threshold, plus one ring per claim
+    assert len(right.patches) == len(table) + 2
+    matplotlib.pyplot.close(fig)
+
+
+def test_plot_verdicts_refuses_bad_tables(rng):
+    rows = pd.DataFrame(_rows(rng))
+    table = scorecard.sensitivity_table(_rows(rng), [0.1], stats.RULES)
+    with pytest.raises(ValueError, match="rows lacks columns"):
+        plot_verdicts(rows.drop(columns="low"), table)
+    with pytest.raises(ValueError, match="unknown verdicts"):
+        plot_verdicts(rows.assign(verdict="maybe"), table)
+    with pytest.raises(ValueError, match="sensitivity is empty"):
+        plot_verdicts(rows, table.iloc[:0])
+    assert set(VERDICT_COLOURS) == {str(v) for v in stats.Verdict}
+
+
+def test_rules_table_lists_thresholds():
+    table = scorecard.rules_table(["C3-reliance", "C1-twirl"])
+    assert list(table["claim"]) == ["C3-reliance", "C1-twirl"]
+    assert table.loc[0, "threshold"] == stats.RULES["C3-reliance"].threshold
+    assert "refuted above" in table.loc[1, "rule"]
+    with pytest.raises(ValueError, match="no rule"):
+        scorecard.rules_table(["C7"])
