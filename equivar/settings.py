@@ -19,7 +19,9 @@ from equivar.provenance import check_types, setting
 PROFILES = ("smoke", "default", "paper")
 MAX_SEED = 2**31 - 1  # seeds are passed to numpy, torch and scikit-learn alike
 # The names each mechanism implements (checked against the implementations in the tests).
-ALL_DATASETS = ("fashion-mnist", "mnist", "mnist-5k", "mnist-rot", "digits", "synthetic")
+ALL_DATASETS = ("fashion-mnist", "mnist", "mnist-5k", "mnist-rot", "digits", "synthetic",
+                # every image turned by a uniform random angle (chapter 5, equivar.data.rotated)
+                "fashion-mnist+rot", "mnist+rot", "mnist-5k+rot", "digits+rot")
 VARIANTS = ("west", "sector", "baseline")
 SURROGATES = ("cnn", "mlp", "cnn-rot")
 ATTACKS = ("fgsm", "pgd")

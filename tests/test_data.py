@@ -548,3 +548,79 @@ def test_validation_split_is_carved_from_training_data(name):
     assert not rows(x) & rows(xv) and not rows(xv) & rows(xt)
     assert abs(len(yv) / (len(y) + len(yv)) - 0.2) < 0.01
     assert np.bincount(yv).min() >= 0.9 * np.bincount(yv).max()
+
+
+# ------------------------------------------------------------------ rotated datasets (chapter 5)
+
+from equivar.data import rotated  # noqa: E402
+
+
+def test_rotation_by_quarter_turns_is_rot90_and_zero_is_identity():
+    x = np.random.default_rng(1).random((4, 9, 9))
+    assert np.abs(rotated.rotate_images(x, 0.0) - x).max() < 1e-12
+    assert np.abs(rotated.rotate_images(x, np.pi / 2) - np.rot90(x, axes=(1, 2))).max() < 1e-12
+    assert np.abs(rotated.rotate_images(x, np.pi) - x[:, ::-1, ::-1]).max() < 1e-12
+
+
+def test_rotation_matches_scipy_bilinear_and_the_numpy_reference():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(2)
+    x = rng.random((3, 12, 12))
+    ours = rotated.rotate_images(x, np.deg2rad(30))
+    # scipy turns counter-clockwise as displayed about the array centre; grid-constant: zero
+    # outside, corner by corner
+    ref = np.stack([ndimage.rotate(i, 30, reshape=False, order=1, mode="grid-constant")
+                    for i in x])
+    assert np.abs(ours - ref).max() < 1e-10
+    angles = rng.uniform(0, 2 * np.pi, 3)
+    rows, cols = np.mgrid[0:12, 0:12].astype(float)
+    c = 5.5
+    t = angles[:, None, None]
+    dy, dx = c - rows, cols - c
+    src_r = c - (-np.sin(t) * dx + np.cos(t) * dy)
+    src_c = c + (np.cos(t) * dx + np.sin(t) * dy)
+    assert np.abs(rotated.rotate_images(x, angles) - rotated.bilinear_at(x, src_r, src_c)).max() \
+        < 1e-12
+
+
+def test_rotation_rejects_bad_input():
+    with pytest.raises(ValueError, match="shape"):
+        rotated.rotate_images(np.zeros((3, 3)), 0.1)
+    with pytest.raises(ValueError, match="finite"):
+        rotated.rotate_images(np.zeros((1, 3, 3)), np.nan)
+    with pytest.raises(ValueError, match="not a rotated dataset"):
+        rotated.base_name("digits")
+    with pytest.raises(ValueError, match="share a shape"):
+        rotated.bilinear_at(np.zeros((2, 3, 3)), np.zeros((3, 4)), np.zeros((3, 4)))
+
+
+def test_rotated_digits_keep_the_splits_and_turn_every_image_by_its_seeded_angle():
+    for split in ("train", "valid", "test"):
+        upright, labels = data._load_full("digits", split)
+        turned, turned_labels = data._load_full("digits+rot", split)
+        assert turned.shape == upright.shape and turned.dtype == np.float32
+        np.testing.assert_array_equal(labels, turned_labels)
+        assert turned.min() >= 0 and turned.max() <= 1
+        angles = rotated.split_angles("digits+rot", split, len(labels))
+        assert angles.min() >= 0 and angles.max() < 2 * np.pi
+        expected = np.clip(rotated.rotate_images(upright, angles), 0, 1).astype(np.float32)
+        np.testing.assert_array_equal(turned, expected)
+        # most images really moved (a blank or fully symmetric digit would not)
+        moved = np.abs(turned - upright).reshape(len(labels), -1).max(1) > 0.05
+        assert moved.mean() > 0.9
+    # another split draws other angles; the same split the same ones
+    a = rotated.split_angles("digits+rot", "train", 50)
+    assert np.array_equal(a, rotated.split_angles("digits+rot", "train", 50))
+    assert not np.allclose(a, rotated.split_angles("digits+rot", "test", 50))
+    x, y = data.load("digits+rot", "test", n=7, seed=3)
+    x0, y0 = data.load("digits+rot", "test", n=7, seed=3)
+    assert np.array_equal(x, x0) and np.array_equal(y, y0)
+    assert data.info("digits+rot").classes == data.info("digits").classes
+    assert data.locate("digits+rot") == data.locate("digits")
+
+
+def test_rotated_angles_look_uniform():
+    angles = rotated.split_angles("fashion-mnist+rot", "train", 20000)
+    counts = np.histogram(angles, bins=8, range=(0, 2 * np.pi))[0]
+    assert np.abs(counts / 2500 - 1).max() < 0.06

