@@ -148,3 +148,26 @@ def test_labels_must_be_class_indices(labels):
     # regression: string labels raised a raw TypeError from torch
     with pytest.raises(ValueError, match="labels must be integers"):
         check_labels(labels, 10)
+
+
+def test_bootstrap_gives_each_seed_its_own_training_sample():
+    """When n_train covers the split (digits), seeds without bootstrap see the same images;
+    with it, each seed draws its own resample with replacement (seeded, reproducible)."""
+    from equivar import data
+    from equivar.learn.train import training_data
+
+    n = data.split_size("digits", "train")
+    plain = [training_data("digits", 10 * n, s) for s in (0, 1)]
+    assert np.array_equal(np.sort(plain[0][0].reshape(n, -1), axis=0),
+                          np.sort(plain[1][0].reshape(n, -1), axis=0))   # same set of images
+    boot = [training_data("digits", 10 * n, s, bootstrap=True) for s in (0, 1)]
+    again = training_data("digits", 10 * n, 0, bootstrap=True)
+    assert np.array_equal(boot[0][0], again[0]) and np.array_equal(boot[0][1], again[1])
+    for images, labels in boot:
+        assert images.shape == plain[0][0].shape and labels.shape == (n,)
+        unique = len(np.unique(images.reshape(n, -1), axis=0))
+        assert 0.55 * n < unique < 0.72 * n      # ≈ 1 - 1/e of the split, with repeats
+    assert not np.array_equal(boot[0][0], boot[1][0])
+    # below the split size every seed already draws its own subset: bootstrap changes nothing
+    small = training_data("digits", 100, 3, bootstrap=True)
+    assert np.array_equal(small[0], training_data("digits", 100, 3)[0])

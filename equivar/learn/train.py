@@ -206,6 +206,9 @@ class ModelSpec:
     n_rings: int = SAMPLING.n_rings
     n_angles: int = SAMPLING.n_angles
     ring_offset: float = SAMPLING.ring_offset
+    # every seed its own training sample: when n_train covers the whole training split
+    # (mnist-5k, digits), a bootstrap resample of it (see training_data)
+    bootstrap: bool = False
 
     def sampling(self) -> Sampling:
         """How this model's images become ring grids."""
@@ -217,7 +220,8 @@ class ModelSpec:
         """The spec of one model trained with chapter 2's settings
         (a :class:`equivar.settings.RelianceSettings`)."""
         return cls(dataset, variant, seed, settings.n_train, settings.epochs, settings.batch_size,
-                   settings.lr, settings.n_layers, settings.scale, planted_k=settings.planted_k)
+                   settings.lr, settings.n_layers, settings.scale, planted_k=settings.planted_k,
+                   bootstrap=bool(getattr(settings, "bootstrap", False)))
 
     def grid_filter(self):
         """The :class:`equivar.core.filters.SectorFilter` applied to this model's inputs."""
@@ -235,13 +239,22 @@ class ModelSpec:
                            seed=self.seed, schedule=self.schedule, patience=self.patience)
 
 
-def training_data(dataset: str, n_train: int, seed: int, planted_k: int = 2):
+def training_data(dataset: str, n_train: int, seed: int, planted_k: int = 2,
+                  bootstrap: bool = False):
     """The training subset of a model: ``min(n_train, available)`` images drawn with ``seed``
-    (for ``synthetic``: ``n_train`` generated images with the given ``planted_k``)."""
+    (for ``synthetic``: ``n_train`` generated images with the given ``planted_k``).
+
+    ``bootstrap``: when ``n_train`` covers the whole split, every seed would see the same
+    images; instead draw as many images *with replacement* (seeded by ``seed``), so that seeds
+    are independent samples of the training distribution."""
     if dataset == "synthetic":
         return data.load(dataset, "train", n=n_train, seed=seed, planted_k=planted_k)
-    return data.load(dataset, "train", n=min(n_train, data.split_size(dataset, "train")),
-                     seed=seed)
+    available = data.split_size(dataset, "train")
+    images, labels = data.load(dataset, "train", n=min(n_train, available), seed=seed)
+    if bootstrap and n_train >= available:
+        pick = np.random.default_rng([seed, 0xB0075]).integers(0, len(labels), len(labels))
+        images, labels = images[pick], labels[pick]
+    return images, labels
 
 
 def validation_data(dataset: str, n_valid: int, planted_k: int = 2):
@@ -264,7 +277,8 @@ def trained(spec: ModelSpec, progress: bool = True,
     if (spec.augment != "none") != (augmentation is not None):
         raise ValueError(f"spec.augment={spec.augment!r} needs an augmentation function exactly "
                          "when it is not 'none' (use equivar.adversary.defences.trained_defended)")
-    images, labels = training_data(spec.dataset, spec.n_train, spec.seed, spec.planted_k)
+    images, labels = training_data(spec.dataset, spec.n_train, spec.seed, spec.planted_k,
+                                   spec.bootstrap)
     params = {**asdict(spec), "data": data.fingerprint(images, labels),
               "sampling": asdict(spec.sampling())}
 
