@@ -163,10 +163,16 @@ class RelianceSettings(Settings):
                                               "epochs of every model chosen on the validation "
                                               "split (chapter 2, first section); 'fixed': the "
                                               "values above, as in the first edition")
+    bootstrap: bool = setting(True, "ours", "every seed its own training sample: a seeded "
+                                            "subset of the split, or, where n_train covers the "
+                                            "whole split (mnist-5k, digits), a bootstrap "
+                                            "resample of it (with replacement)")
+    n_resamples: int = setting(10_000, "ours", "bootstrap resamples of every confidence "
+                                               "interval (paired, seeds × images)")
 
     def validate(self) -> None:
         self._at_least(1, "n_seeds", "n_train", "n_test", "epochs", "batch_size", "n_layers",
-                       "n_pairs")
+                       "n_pairs", "n_resamples")
         if self.models not in ("selected", "fixed"):
             raise ValueError(f"models must be 'selected' or 'fixed', got {self.models!r}")
         self._within("variants", VARIANTS)
@@ -179,7 +185,7 @@ class RelianceSettings(Settings):
         "smoke": dict(n_seeds=1, datasets=("synthetic", "digits"), n_train=240, n_test=120,
                       epochs=4, n_layers=2, n_pairs=40),
         "default": dict(),
-        "paper": dict(n_seeds=3, n_train=4000, n_test=2000, epochs=12, n_pairs=1000),
+        "paper": dict(n_seeds=10, n_train=4000, n_test=2000, epochs=12, n_pairs=1000),
     }
 
 
@@ -263,10 +269,18 @@ class TransferSettings(Settings):
                                          "for every model seed, so that a sweep split by seeds "
                                          "computes the same adversarial sets")
     reference_eps: float = setting(0.1, "ours", "ε of the transfer matrix and the conclusion")
+    background_threshold: float = setting(0.02, "ours", "pixels at most this bright in the "
+                                                        "clean image are background when the "
+                                                        "perturbation is split into background "
+                                                        "and object parts (the datasets' "
+                                                        "backgrounds are 0)")
+    n_resamples: int = setting(10_000, "ours", "bootstrap resamples of every confidence "
+                                               "interval (paired, seeds × images)")
 
     def validate(self) -> None:
         self._at_least(1, "n_seeds", "surrogate_n_train", "surrogate_epochs", "pgd_steps",
-                       "n_attack")
+                       "n_attack", "n_resamples")
+        self._in_unit_interval("background_threshold")
         self._within("surrogates", SURROGATES)
         self._within("attacks", ATTACKS)
         self._in_unit_interval("epsilons")
@@ -285,7 +299,7 @@ class TransferSettings(Settings):
                       surrogate_n_train=400, surrogate_epochs=2, epsilons=(0.0, 0.1, 0.3),
                       n_attack=60, pgd_steps=5),
         "default": dict(),
-        "paper": dict(n_seeds=3, surrogate_n_train=20000, surrogate_epochs=5, n_attack=800),
+        "paper": dict(n_seeds=10, surrogate_n_train=20000, surrogate_epochs=5, n_attack=800),
     }
 
 
@@ -335,6 +349,9 @@ class SuppressionSettings(Settings):
     convergence_steps: tuple[int, ...] = setting(
         (5, 10, 20, 50, 100), "ours", "PGD and APGD-CE iterations of the check that more steps "
         "stop helping (Carlini et al. 2019), at the smallest ε > 0 and at the reference ε")
+    threshold_baseline: float = setting(0.2, "ours", "grid values below this are set to 0 by "
+                                                     "the background-thresholding baseline "
+                                                     "(pixel units)")
     transfer_iterations: int = setting(10, "standard", "iterations of MI-, DI- and VMI-FGSM "
                                                        "(step ε / iterations), as in Dong et "
                                                        "al. 2018, Xie et al. 2019, Wang & He "
@@ -350,6 +367,7 @@ class SuppressionSettings(Settings):
                              f"{self.alphas}")
         self._within("control_sectors", range(1, SAMPLING.n_angles // 2 + 1))
         self._in_unit_interval("adversarial_eps")
+        self._in_unit_interval("threshold_baseline")
         if not self.noise_sigma > 0:
             raise ValueError(f"noise_sigma must be positive, got {self.noise_sigma!r}")
         self._within("threat_alphas", [a for a in self.alphas if a < 1])
@@ -378,5 +396,6 @@ class SuppressionSettings(Settings):
                       n_threat=30, white_box_steps=5, white_box_restarts=1, square_queries=50,
                       convergence_steps=(2, 5, 10), transfer_iterations=5),
         "default": dict(),
-        "paper": dict(n_seeds=3),
+        "paper": dict(n_seeds=10),
     }
+
