@@ -399,3 +399,91 @@ class SuppressionSettings(Settings):
         "paper": dict(n_seeds=10),
     }
 
+
+# the classical baselines of chapter 3's "Quantum or invariant?" (equivar.learn.classical.KINDS)
+BASELINES = ("sector-logistic", "sector-mlp", "ring-mlp", "p4-cnn")
+
+
+@dataclass(frozen=True)
+class BaselineSettings(Settings):
+    """Chapter 3, "Quantum or invariant?": classical models on the quantum models' information,
+    attacked as they are."""
+
+    seed: int = setting(0, "ours", "first seed, as chapters 2 and 3: baseline s trains on the "
+                                   "training subset of the quantum models of seed s and is "
+                                   "attacked with the transfer sets of seed s")
+    n_seeds: int = setting(2, "ours", "independent runs per model (as chapter 3)")
+    datasets: tuple[str, ...] = setting(
+        ("fashion-mnist", "mnist", "mnist-rot", "digits"), "ours",
+        "chapter 3's datasets, whose adversarial sets are reused; mnist falls back to mnist-5k "
+        "without network")
+    baselines: tuple[str, ...] = setting(
+        BASELINES, "ours", "logistic regression and a one-hidden-layer MLP on the sector blocks "
+        "(what an invariant quantum model can access), an MLP on the raw ring grid (what the "
+        "non-equivariant quantum model reads), a C_4 group-convolution network on the pixels "
+        "(Cohen & Welling 2016; escnn is not in the lock)")
+    quantum: tuple[str, ...] = setting(("west", "sector", "baseline"), "ours",
+                                       "chapter 2's quantum models, scored on the same images "
+                                       "under the same attacks")
+    n_valid: int = setting(600, "ours", "validation images: early stopping and the choice of "
+                                        "every baseline's settings (as the quantum selection)")
+    budget: int = setting(4, "ours", "configurations tried per dataset and baseline, drawn "
+                                     "without replacement from the grid below (as the quantum "
+                                     "models' selection budget)")
+    lrs: tuple[float, ...] = setting((0.003, 0.01), "ours", "Adam steps of the grid")
+    weight_decays: tuple[float, ...] = setting((0.0, 1e-4, 1e-3, 1e-2), "ours",
+                                               "L2 penalties of the grid (Adam's weight decay)")
+    mlp_widths: tuple[int, ...] = setting((64, 256), "ours", "hidden units of the MLPs")
+    cnn_widths: tuple[int, ...] = setting((8, 16), "ours", "channels of the group CNN's "
+                                                          "lifting layer (twice as many in "
+                                                          "its group convolution)")
+    max_epochs: int = setting(40, "ours", "epochs at most; early stopping ends most runs sooner")
+    patience: int = setting(4, "ours", "epochs without a lower validation loss before stopping "
+                                       "(as the quantum selection)")
+    batch_size: int = setting(64, "ours", "minibatch size (as the quantum models)")
+    n_white_box: int = setting(200, "ours", "test images attacked white-box per model (the "
+                                            "first of chapter 3's attacked images)")
+    white_box_steps: int = setting(20, "ours", "iterations of white-box PGD and APGD-CE")
+    white_box_restarts: int = setting(1, "standard", "restarts of APGD-CE (AutoAttack "
+                                                     "standard: 1)")
+    reference_eps: float = setting(0.1, "ours", "ε of the comparison table (chapter 3's)")
+    n_resamples: int = setting(10_000, "ours", "bootstrap resamples of every interval")
+
+    def validate(self) -> None:
+        self._at_least(1, "n_seeds", "n_valid", "budget", "max_epochs", "batch_size",
+                       "n_white_box", "white_box_steps", "white_box_restarts", "n_resamples")
+        self._at_least(0, "patience")
+        self._within("baselines", BASELINES)
+        self._within("quantum", VARIANTS)
+        for name in ("lrs", "weight_decays", "mlp_widths", "cnn_widths"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must not be empty")
+        if min(self.lrs) <= 0 or min(self.weight_decays) < 0 or min(self.mlp_widths) < 1 \
+                or min(self.cnn_widths) < 1:
+            raise ValueError(f"lrs and widths must be positive, weight_decays non-negative; got "
+                             f"{self.lrs}, {self.weight_decays}, {self.mlp_widths}, "
+                             f"{self.cnn_widths}")
+        transfer = self.transfer_settings()
+        if self.reference_eps not in transfer.epsilons:
+            raise ValueError(f"reference_eps={self.reference_eps} must be one of chapter 3's "
+                             f"epsilons {transfer.epsilons}")
+        if self.n_white_box > transfer.n_attack:
+            raise ValueError(f"n_white_box must be at most chapter 3's n_attack="
+                             f"{transfer.n_attack}, got {self.n_white_box!r}")
+
+    def model_settings(self) -> "RelianceSettings":
+        """Chapter 2's settings: the quantum models and their training subsets."""
+        return RelianceSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds)
+
+    def transfer_settings(self) -> "TransferSettings":
+        """Chapter 3's settings (its stored adversarial sets are reused)."""
+        return TransferSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds,
+                                            datasets=self.datasets)
+
+    PROFILES: ClassVar[dict[str, dict]] = {
+        "smoke": dict(n_seeds=1, datasets=("digits",), quantum=("sector",), n_valid=120,
+                      budget=2, max_epochs=6, patience=2, n_white_box=30, white_box_steps=5,
+                      n_resamples=200),
+        "default": dict(),
+        "paper": dict(n_seeds=3, n_valid=1000, budget=8, n_white_box=400),
+    }
