@@ -1,0 +1,133 @@
+"""Controls for the confounds (equivar.studies.controls): exact identities and behaviour."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from equivar.core import sectors
+from equivar.core.model import ModelConfig, QuantumClassifier, amplitudes
+from equivar.core.rings import ring_means
+from equivar.learn.train import ModelSpec
+from equivar.studies import controls
+
+
+@pytest.fixture
+def grids(rng):
+    # positive, image-like grids: a strong ring-mean part plus angular structure
+    return 0.5 + rng.random((12, 16, 8))
+
+
+def test_fidelity_matched_keeps_ring_means_and_hits_the_fidelity(grids, rng, atol):
+    f = rng.uniform(0.05, 0.9, len(grids))
+    moved = controls.fidelity_matched(grids, f, rng, keep_ring_means=True)
+    assert np.allclose(controls.fidelity(grids, moved), 1 - f, atol=atol)
+    assert np.allclose(ring_means(moved), ring_means(grids), atol=atol)
+    free = controls.fidelity_matched(grids, f, rng, keep_ring_means=False)
+    assert np.allclose(controls.fidelity(grids, free), 1 - f, atol=atol)
+    assert not np.allclose(ring_means(free), ring_means(grids), atol=1e-3)
+    # the same move as removing the ring means, measured the same way
+    removed = sectors.keep_sectors(grids, range(1, 8))
+    w0 = controls.ring_mean_weight(grids)
+    assert np.allclose(controls.fidelity(grids, removed), 1 - w0, atol=atol)
+    with pytest.raises(ValueError, match=r"fraction must lie in \[0, 1\)"):
+        controls.fidelity_matched(grids, 1.0, rng)
+
+
+def test_random_subspace_removal_is_a_projection(grids, rng, atol):
+    a = controls.random_subspace_removed(grids, 16, np.random.default_rng(3))
+    b = controls.random_subspace_removed(a, 16, np.random.default_rng(3))
+    assert np.allclose(a, b, atol=atol)                        # idempotent
+    flat_a, flat_g = a.reshape(len(a), -1), grids.reshape(len(a), -1)
+    assert np.allclose((flat_a * (flat_g - flat_a)).sum(-1), 0, atol=atol)   # orthogonal
+    # a random 16-dimensional subspace of 128 takes about 1/8 of the norm, far from k = 0's
+    share = 1 - (flat_a ** 2).sum(-1) / (flat_g ** 2).sum(-1)
+    assert 0.03 < share.mean() < 0.3 < controls.ring_mean_weight(grids).mean()
+    with pytest.raises(ValueError, match="dim must lie"):
+        controls.random_subspace_removed(grids, 128, rng)
+
+
+def _model(seed=0):
+    return QuantumClassifier(ModelConfig(n_rad=4, n_ang=3, n_layers=2, variant="sector",
+                                         readout="probs", n_classes=4, scale=30.0), seed=seed)
+
+
+def test_reliance_controls_shapes_and_none_matches_predictions(grids, rng):
+    model = _model()
+    labels = rng.integers(0, 4, len(grids))
+    out = controls.reliance_controls(model, grids, labels, seed=0)
+    assert list(out["correct"]) == list(controls.RELIANCE_CONTROLS)
+    pred = model.readout(torch.as_tensor(amplitudes(grids))).argmax(1).numpy()
+    assert np.array_equal(out["correct"]["none"], pred == labels)
+    assert out["moved"]["none"] == pytest.approx(0, abs=1e-12)
+    # the k ≥ 1 control moves the state exactly as far as removing the ring means does
+    assert out["moved"][controls.RELIANCE_CONTROLS[2]] == \
+        pytest.approx(out["moved"]["ring means removed"], rel=1e-9)
+    again = controls.reliance_controls(model, grids, labels, seed=0)
+    for name in controls.RELIANCE_CONTROLS:
+        assert np.array_equal(out["correct"][name], again["correct"][name])
+
+
+def test_split_parts_add_up_and_clipping_adds_k0(rng):
+    images = np.zeros((6, 28, 28))
+    images[:, 8:20, 10:18] = rng.uniform(0.3, 1.0, (6, 12, 8))   # an object on a dark background
+    noisy = np.clip(images + 0.1 * rng.choice([-1, 1], images.shape), 0, 1)
+    parts = controls.split(images, noisy, threshold=0.02)
+    delta = noisy - images
+    assert np.allclose((parts["background part"] - images) + (parts["object part"] - images),
+                       delta, atol=1e-12)
+    assert np.all(parts["background part"] - images >= 0)     # clipping: background only brightens
+    assert np.array_equal(parts["full"], noisy)
+    clipped = controls.k0_share(images, controls.sign_noise(images, 0.1, 0, clip=True))
+    unclipped = controls.k0_share(images, controls.sign_noise(images, 0.1, 0, clip=False))
+    assert clipped.mean() > unclipped.mean() + 0.05
+    with pytest.raises(ValueError, match="differ in shape"):
+        controls.split(images, noisy[:, :5], 0.02)
+
+
+def test_preprocessing_identities(grids, rng, atol):
+    centre = controls.Preprocess("global mean-centring")
+    standard = controls.Preprocess("per-image standardisation")
+    # standardisation is global centring up to a positive scale: the same encoded state
+    assert np.allclose(standard.states(grids), centre.states(grids), atol=atol)
+    # global centring only touches k = 0 (a constant is ring-constant)
+    diff = centre.apply(grids) - grids
+    assert np.allclose(sectors.keep_sectors(diff, range(1, 8)), 0, atol=atol)
+    thresh = controls.Preprocess("background thresholding", threshold=0.8)
+    out = thresh.apply(grids)
+    assert np.all((out == 0) | (out >= 0.8)) and np.all(out[grids >= 0.8] == grids[grids >= 0.8])
+    # torch in, torch out, differentiable; C_N invariance kept (acts the same on every angle)
+    t = torch.as_tensor(grids, dtype=torch.float64).requires_grad_()
+    centre.states(t).sum().backward()
+    assert t.grad is not None and torch.isfinite(t.grad).all()
+    rolled = np.roll(grids, 3, axis=-1)
+    for p in (centre, thresh):
+        assert np.allclose(np.roll(p.apply(grids), 3, axis=-1), p.apply(rolled), atol=atol)
+    with pytest.raises(ValueError, match="preprocessing must be one of"):
+        controls.Preprocess("whitening")
+
+
+def test_equal_steps():
+    spec = ModelSpec("digits", "sector", 0, 1000, 10, 64, 0.03, 2, 30.0, augment="gaussian",
+                     augment_strength=0.1)
+    half = controls.equal_steps(spec, 1000)
+    plain = controls.steps(1000, 64, 10)
+    assert controls.steps(2000, 64, half.epochs) <= plain
+    assert controls.steps(2000, 64, half.epochs + 1) > plain
+    assert controls.equal_steps(replace(spec, epochs=1), 1000).epochs == 1
+    with pytest.raises(ValueError, match="defended spec"):
+        controls.equal_steps(replace(spec, augment="none"), 1000)
+
+
+def test_trained_preprocessed_caches_and_refuses_filters(tmp_path):
+    spec = ModelSpec("digits", "sector", 0, 60, 1, 32, 0.03, 1, 30.0)
+    pre = controls.Preprocess("background thresholding", threshold=0.2)
+    model, record = controls.trained_preprocessed(spec, pre)
+    again, _ = controls.trained_preprocessed(spec, pre)
+    assert torch.equal(model.weights, again.weights) and record["n_train"] == 60
+    other, _ = controls.trained_preprocessed(spec, controls.Preprocess("global mean-centring"))
+    assert not torch.equal(model.weights, other.weights)
+    with pytest.raises(ValueError, match="starts from the plain model"):
+        controls.trained_preprocessed(replace(spec, suppress_alpha=0.0), pre)
