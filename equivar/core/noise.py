@@ -1,0 +1,266 @@
+"""Hardware noise on the classifiers of :mod:`equivar.core.model`, by density-matrix simulation.
+
+A :class:`NoiseModel` puts one single-qubit channel on chosen wires at one place in the
+circuit, plus a readout error:
+
+* ``channel``: ``"depolarizing"`` (ρ ↦ (1-p)ρ + p/3 (XρX + YρY + ZρZ)), ``"amplitude_damping"``
+  (|1⟩ decays to |0⟩ with probability γ) or ``"bit_flip"`` (X with probability p), with the
+  Kraus operators of PennyLane's ``DepolarizingChannel``, ``AmplitudeDamping``, ``BitFlip``;
+* ``placement``: ``"layers"``: after every layer (Rot gates and CZ chain), on ``wires``;
+  ``"input"``: once on the encoded state, *before* the angular transform (state-preparation
+  noise, where the rotation is a cyclic shift of the angular basis, not a phase);
+* ``wires``: ``"all"``, ``"radial"`` or ``"angular"``;
+* ``readout_error``: each radial qubit's outcome flipped with probability q before it is read
+  (a bit flip on the radial wires just before measurement).
+
+Which noise keeps the model invariant. After the transform the rotation by 2πm/N is a product
+of single-qubit phase gates on the angular wires (mode k gets e^{-2πikm/N}, k linear in the
+bits): depolarizing and amplitude damping commute with phase gates, a bit flip does not
+(:func:`rotation_commutator`). On the input, before the transform, the rotation is the cyclic
+shift of the angular basis, which mixes the bits: none of the channels commutes with it there.
+Whether the *model* stays invariant is a weaker question: after the transform every layer of
+the equivariant variants is block-diagonal in the angular basis and the readout traces the
+angular register out, so only the angular-diagonal blocks of ρ reach the readout, and those
+are rotation-invariant; a channel whose Kraus operators are diagonal or permutations in that
+basis (all three here) keeps them so. Chapter 5 shows both numerically.
+
+The circuit is split into the transform T and one unitary per layer, each derived from the
+state-vector simulator (:mod:`equivar.core.simulator`), so there is one definition of the
+circuit; ρ of a batch is (B, D, D) complex128 and every step is a batched matrix product or
+einsum: O(B·D³·L) time, fine up to about 8 qubits. :func:`reference_readout` is the same on
+PennyLane's ``default.mixed`` (the test compares them to 1e-10). Used by chapter 5.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+import numpy as np
+import pennylane as qml
+import torch
+
+from equivar.core import model as qmodel
+from equivar.core import simulator
+from equivar.core.simulator import DTYPE
+
+CHANNELS = ("depolarizing", "amplitude_damping", "bit_flip")
+PLACEMENTS = ("layers", "input")
+WIRES = ("all", "radial", "angular")
+BLOCK = 64        # states per density-matrix block (64 × 128 × 128 complex128 = 16 MiB at 7 qubits)
+MAX_WIRES = 10    # D³ per layer and state: beyond this, a density matrix is too slow here
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """One channel at one place in the circuit, and a readout error (see module docstring)."""
+
+    channel: str = "depolarizing"
+    rate: float = 0.0            # p (depolarizing, bit flip) or γ (amplitude damping)
+    placement: str = "layers"    # "layers": after every layer; "input": before the transform
+    wires: str = "all"           # "all" | "radial" | "angular"
+    readout_error: float = 0.0   # probability that a radial qubit's outcome is flipped
+
+    def __post_init__(self):
+        if self.channel not in CHANNELS:
+            raise ValueError(f"channel must be one of {CHANNELS}, got {self.channel!r}")
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
+        if self.wires not in WIRES:
+            raise ValueError(f"wires must be one of {WIRES}, got {self.wires!r}")
+        for name in ("rate", "readout_error"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+                    or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+
+    def noisy_wires(self, config) -> list[int]:
+        """The wires the channel acts on for ``config`` (wire 0 the most significant bit)."""
+        return {"all": list(range(config.n_wires)), "radial": config.radial_wires,
+                "angular": config.angular_wires}[self.wires]
+
+
+NOISELESS = NoiseModel()
+
+
+def kraus(channel: str, rate: float) -> torch.Tensor:
+    """Kraus operators (K, 2, 2) complex128 of a single-qubit channel (PennyLane's)."""
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
+    p = float(rate)
+    eye = np.eye(2)
+    x, y, z = np.array([[0, 1], [1, 0]]), np.array([[0, -1j], [1j, 0]]), np.diag([1, -1])
+    if channel == "depolarizing":
+        ops = [np.sqrt(1 - p) * eye] + [np.sqrt(p / 3) * m for m in (x, y, z)]
+    elif channel == "bit_flip":
+        ops = [np.sqrt(1 - p) * eye, np.sqrt(p) * x]
+    else:
+        ops = [np.array([[1, 0], [0, np.sqrt(1 - p)]]), np.array([[0, np.sqrt(p)], [0, 0]])]
+    return torch.as_tensor(np.stack(ops), dtype=DTYPE)
+
+
+def superoperator(ops: torch.Tensor) -> torch.Tensor:
+    """The channel of Kraus operators ``ops`` (K, 2, 2) as a (2, 2, 2, 2) tensor S with
+    ρ'[a, d] = Σ_{b,c} S[a, d, b, c] ρ[b, c] (one contraction instead of K products)."""
+    return torch.einsum("kab,kdc->adbc", ops, ops.conj())
+
+
+def apply_channel(rho: torch.Tensor, ops: torch.Tensor, wire: int, n_wires: int) -> torch.Tensor:
+    """ρ ↦ Σ_K K ρ K† with K acting on ``wire`` of ``n_wires`` (wire 0 the most significant
+    bit); ``rho`` (B, D, D), ``ops`` (K, 2, 2) Kraus operators or a (2, 2, 2, 2)
+    :func:`superoperator`. Returns a new (B, D, D) tensor."""
+    sup = ops if ops.ndim == 4 else superoperator(ops)
+    b, d = rho.shape[0], rho.shape[-1]
+    left, right = 2 ** wire, 2 ** (n_wires - wire - 1)
+    view = rho.reshape(b, left, 2, right, left, 2, right)
+    return torch.einsum("adbc,xpbqrcs->xpaqrds", sup, view).reshape(b, d, d)
+
+
+def rotation_commutator(channel: str, rate: float, placement: str, n_ang: int,
+                        seed: int = 0) -> float:
+    """How far a channel on every angular wire is from commuting with the rotations:
+    max over m and a random density matrix ρ of the angular register of
+    ‖E(R ρ R†) − R E(ρ) R†‖_max, where R is the rotation by 2πm/N as it acts where the
+    channel sits: the cyclic shift S^m on the input (``"input"``), the diagonal phases
+    e^{-2πikm/N} on |bitrev(k)⟩ after the transform (``"layers"``)."""
+    n = 2 ** n_ang
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, n, dtype=DTYPE, generator=gen)
+    rho = (a @ a.conj().T)[None]
+    rho = rho / torch.diagonal(rho, dim1=-2, dim2=-1).sum().real
+    sup = superoperator(kraus(channel, rate))
+
+    def noisy(r):
+        for wire in range(n_ang):
+            r = apply_channel(r, sup, wire, n_ang)
+        return r
+
+    worst = 0.0
+    for m in range(1, n):
+        if placement == "input":
+            rot = torch.roll(torch.eye(n, dtype=DTYPE), m, dims=0)  # |θ⟩ ↦ |θ + m⟩
+        elif placement == "layers":
+            k = simulator.bit_reversal(n_ang).argsort().double()    # mode held by basis state
+            rot = torch.diag(torch.exp(-2j * np.pi * k * m / n).to(DTYPE))
+        else:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+        diff = noisy(rot @ rho @ rot.conj().T) - rot @ noisy(rho) @ rot.conj().T
+        worst = max(worst, float(diff.abs().max()))
+    return worst
+
+
+def layer_unitaries(weights, config) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The circuit as T (the transform; identity for the baseline) and one unitary per layer,
+    each (D, D) complex128, with ``U = U_L ⋯ U_1 T`` the simulator's unitary.
+
+    Layer l's unitary is the simulator's one-layer circuit on ``weights[l]`` with T undone.
+    """
+    one = replace(config, n_layers=1)
+    transform = _transform(config)
+    layers = []
+    for layer in range(config.n_layers):
+        u = simulator.circuit_unitary(weights[layer:layer + 1], one)
+        layers.append(u @ transform.conj().T)
+    return transform, layers
+
+
+@lru_cache(maxsize=None)
+def _transform(config) -> torch.Tensor:
+    eye = torch.eye(2 ** config.n_wires, dtype=torch.float64)
+    return simulator.transform(eye, config).T.contiguous()
+
+
+def readout_error_matrix(n_rad: int, q: float) -> torch.Tensor:
+    """(2**n_rad, 2**n_rad) float64 stochastic matrix: P(read r | true r') with each radial bit
+    flipped independently with probability q."""
+    flip = torch.tensor([[1 - q, q], [q, 1 - q]], dtype=torch.float64)
+    out = torch.ones(1, 1, dtype=torch.float64)
+    for _ in range(n_rad):
+        out = torch.kron(out, flip)
+    return out
+
+
+def density_matrices(states) -> torch.Tensor:
+    """ρ = |x⟩⟨x| for amplitude vectors (B, D): (B, D, D) complex128."""
+    x = torch.as_tensor(states).to(DTYPE)
+    return x[:, :, None] * x[:, None, :].conj()
+
+
+def register_probabilities(states, weights, config, noise: NoiseModel = NOISELESS) -> torch.Tensor:
+    """P(radial basis state) after the noisy circuit and readout error: (B, 2**n_rad) float64.
+
+    ``states`` (B, D) amplitude vectors; ``weights`` of ``config.weight_shape``; no gradients.
+    """
+    _check(config)
+    x = torch.as_tensor(states)
+    if x.ndim != 2 or x.shape[1] != 2 ** config.n_wires:
+        raise ValueError(f"states must have shape (batch, {2 ** config.n_wires}), got "
+                         f"{tuple(x.shape)}")
+    with torch.no_grad():
+        w = torch.as_tensor(weights, dtype=torch.float64).detach()
+        transform, layers = layer_unitaries(w, config)
+        ops = superoperator(kraus(noise.channel, noise.rate))
+        wires = noise.noisy_wires(config) if noise.rate > 0 else []
+        n, r, a = config.n_wires, config.n_rings, config.n_angles
+        confusion = readout_error_matrix(config.n_rad, noise.readout_error)
+        out = []
+        for lo in range(0, len(x), BLOCK):
+            rho = density_matrices(x[lo:lo + BLOCK])
+            if noise.placement == "input":
+                for wire in wires:
+                    rho = apply_channel(rho, ops, wire, n)
+            rho = transform @ rho @ transform.conj().T
+            for u in layers:
+                rho = u @ rho @ u.conj().T
+                if noise.placement == "layers":
+                    for wire in wires:
+                        rho = apply_channel(rho, ops, wire, n)
+            diag = torch.diagonal(rho, dim1=-2, dim2=-1).real.reshape(-1, r, a).sum(-1)
+            out.append(diag @ confusion.T)
+        if not out:
+            return torch.zeros(0, r, dtype=torch.float64)
+        return torch.cat(out)
+
+
+def noisy_readout(states, weights, config, noise: NoiseModel = NOISELESS) -> torch.Tensor:
+    """The model's readout (B, n_classes) under ``noise`` (logits are ``config.scale`` × it)."""
+    probs = register_probabilities(states, weights, config, noise)
+    return probs @ simulator.readout_matrix(config).T
+
+
+def reference_readout(state, weights, config, noise: NoiseModel = NOISELESS) -> torch.Tensor:
+    """The same readout for one state (D,) on PennyLane's ``default.mixed`` (the reference)."""
+    _check(config)
+    w = torch.as_tensor(weights, dtype=torch.float64).detach().numpy()
+    dev = qml.device("default.mixed", wires=config.n_wires)
+    one = replace(config, n_layers=1)
+    wires = noise.noisy_wires(config) if noise.rate > 0 else []
+    channel = {"depolarizing": qml.DepolarizingChannel, "bit_flip": qml.BitFlip,
+               "amplitude_damping": qml.AmplitudeDamping}[noise.channel]
+
+    @qml.qnode(dev)
+    def circuit(x):
+        qml.StatePrep(x, wires=range(config.n_wires))
+        if noise.placement == "input":
+            for wire in wires:
+                channel(noise.rate, wires=wire)
+        if config.equivariant:
+            qmodel.fourier_transform(config)
+        for layer in range(config.n_layers):
+            qmodel.layers(w[layer:layer + 1], one)
+            if noise.placement == "layers":
+                for wire in wires:
+                    channel(noise.rate, wires=wire)
+        if noise.readout_error > 0:
+            for wire in config.radial_wires:
+                qml.BitFlip(noise.readout_error, wires=wire)
+        return qml.probs(wires=config.radial_wires)
+
+    probs = torch.as_tensor(np.asarray(circuit(np.asarray(state, dtype=np.complex128))),
+                            dtype=torch.float64)
+    return simulator.readout_matrix(config) @ probs
+
+
+def _check(config) -> None:
+    if config.n_wires > MAX_WIRES:
+        raise ValueError(f"density-matrix simulation is limited to {MAX_WIRES} qubits here, got "
+                         f"{config.n_wires} (n_rad={config.n_rad}, n_ang={config.n_ang})")
