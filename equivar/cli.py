@@ -1,14 +1,17 @@
-"""The ``equivar`` command line (also ``python -m equivar``).
+"""The equivar command line (also python -m equivar).
 
     equivar run [CHAPTER ...] --profile smoke|default|paper -p key=value ... [--workers N]
     equivar book [--profile P] [--no-execute] [--workers N | --scheduler ADDRESS]
+    equivar pdf
     equivar figures
     equivar data list | equivar data fetch NAME
     equivar env
     equivar cache list | equivar cache clear [KIND]
 
 Arguments are checked before any work starts; a failing chapter is reported with its notebook,
-cell and error. Exit codes: 0 success, 2 bad arguments or a failed step.
+cell and error. Exit codes: 0 success, 2 bad arguments or a failed step. Heavy packages
+(papermill, torch, Jupyter Book) are imported by the command that needs them, so ``--help``
+answers at once.
 """
 from __future__ import annotations
 
@@ -16,13 +19,17 @@ import argparse
 import platform
 import sys
 
-from equivar import cache
-from equivar.book import notebooks, site as book
 from equivar.paths import absolute_environment
 from equivar.runtime import pin_threads
 from equivar.settings import PROFILES
 
+PROFILE_HELP = ("settings profile: smoke (seconds; what the tests run), default (the book's "
+                "quick run), paper (full scale; the committed book); default: %(default)s")
+
+
 def _params(pairs: list[str]) -> dict[str, object]:
+    from equivar.book import notebooks
+
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -32,23 +39,47 @@ def _params(pairs: list[str]) -> dict[str, object]:
     return params
 
 
+def _chapters_epilog() -> str:
+    """The chapters and their parameters (read from the notebooks' parameters cells)."""
+    from equivar.book import notebooks
+
+    lines = ["chapters (id, number or file stem) and their parameters (-p KEY=VALUE; None means "
+             "the profile's value):"]
+    for chapter in notebooks.chapters():
+        params = ", ".join(f"{key}={value!r}" for key, value in
+                           notebooks.parameters(chapter).items() if key != "profile")
+        lines.append(f"  {chapter.number:02d} {chapter.id:16s} {params}")
+    lines.append("example: equivar run twirl --profile paper -p seed=3 "
+                 "-p 'datasets=[\"fashion-mnist\",\"digits\"]'")
+    return "\n".join(lines)
+
+
 def parser() -> argparse.ArgumentParser:
+    from equivar.cache import KINDS
+
     top = argparse.ArgumentParser(prog="equivar", description=__doc__.split("\n")[0])
     sub = top.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="execute chapter notebooks with papermill")
+    run = sub.add_parser("run", help="execute chapter notebooks with papermill",
+                         description="Execute chapter notebooks with papermill. Each executed "
+                                     "copy replaces the old one only if every cell ran.",
+                         epilog=_chapters_epilog(),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("chapters", nargs="*", help="chapter ids or numbers (default: all)")
-    run.add_argument("--profile", default="default", choices=PROFILES)
+    run.add_argument("--profile", default="default", choices=PROFILES, help=PROFILE_HELP)
     run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                      help="a notebook parameter (Python literal or string); repeatable")
-    run.add_argument("--output", default=None, help="directory for executed notebooks "
-                                                    "(default: book/chapters)")
+    run.add_argument("--output", default=None, metavar="DIR",
+                     help="directory for executed notebooks (default: book/chapters)")
     _sweep_arguments(run)
     bk = sub.add_parser("book", help="execute every chapter and build the HTML book")
-    bk.add_argument("--profile", default="default", choices=PROFILES)
+    bk.add_argument("--profile", default="default", choices=PROFILES, help=PROFILE_HELP)
     bk.add_argument("--no-execute", action="store_true",
                     help="render the chapters already in book/chapters")
-    bk.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    bk.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="a notebook parameter, as for run; repeatable")
     _sweep_arguments(bk)
+    sub.add_parser("pdf", help="build the book as one PDF from the chapters in book/chapters "
+                               "(needs XeLaTeX: make pdf installs it)")
     sub.add_parser("figures", help="list every figure: id, chapter, caption, files")
     dat = sub.add_parser("data", help="list datasets or fetch one ahead of time")
     dsub = dat.add_subparsers(dest="action", required=True)
@@ -61,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
     csub.add_parser("list", help="every cached result: kind, key, size, what made it")
     clear = csub.add_parser("clear", help="delete cached results")
     clear.add_argument("kind", nargs="?", default=None,
-                       help=f"only this kind ({', '.join(cache.KINDS)})")
+                       help=f"only this kind ({', '.join(KINDS)})")
     return top
 
 
@@ -96,19 +127,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _say(line: str) -> None:
+    print(f"equivar: {line}", file=sys.stderr, flush=True)
+
+
 def _run(args) -> int:
-    book.run_chapters(args.chapters, args.profile, _params(args.param), args.output,
-                      workers=args.workers, scheduler=args.scheduler)
+    from equivar.book import site
+
+    site.run_chapters(args.chapters, args.profile, _params(args.param), args.output,
+                      workers=args.workers, scheduler=args.scheduler, say=_say)
     return 0
 
 
 def _book(args) -> int:
-    return book.build(args.profile, execute=not args.no_execute, params=_params(args.param),
-                      workers=args.workers, scheduler=args.scheduler)
+    from equivar.book import site
+
+    return site.build(args.profile, execute=not args.no_execute, params=_params(args.param),
+                      workers=args.workers, scheduler=args.scheduler, say=_say)
+
+
+def _pdf(args) -> int:
+    from equivar.book import site
+
+    code = site.build_pdf()
+    if code == 0:
+        _say(f"PDF edition: {site.pdf_path()}")
+    return code
 
 
 def _figures(args) -> int:
-    records = book.figure_records()
+    from equivar.book import site
+
+    records = site.figure_records()
     if not records:
         print("no figures yet: run `equivar book` or `equivar run`")
         return 0
@@ -148,6 +198,8 @@ def _env(args) -> int:
 
 
 def _cache(args) -> int:
+    from equivar import cache
+
     if args.action == "clear":
         removed = cache.clear(args.kind)
         where = cache.results_dir(args.kind)
@@ -167,7 +219,7 @@ def _cache(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "book": _book, "figures": _figures, "data": _data, "env": _env,
+COMMANDS = {"run": _run, "book": _book, "pdf": _pdf, "figures": _figures, "data": _data, "env": _env,
             "cache": _cache}
 
 

@@ -10,10 +10,37 @@ import dataclasses
 import typing
 from typing import Any
 
+# The abstract of arXiv:2604.15552v1 (16 Apr 2026; CC BY 4.0), verbatim: the only text of the
+# paper this companion relies on. Words the book puts in quotation marks as the paper's must
+# occur here exactly (tests/test_book.py checks the book's pages and chapter 1).
+ABSTRACT = (
+    "Group-equivariant quantum models are designed to exploit symmetry and can improve "
+    "trainability, but it remains unclear how symmetry constraints shape their adversarial "
+    "robustness. We study this question through a feature-level analysis of equivariant quantum "
+    "models in a transfer-attack setting. Under equivariance with an invariant readout, "
+    "predictions depend only on the group-twirled input, which identifies the "
+    "symmetry-invariant information accessible to the model together with a complementary "
+    "uninformative subspace. Specializing this framework to a rotationally equivariant quantum "
+    "model, we derive an explicit characterization of the accessible information in terms of "
+    "rotation-invariant image statistics distributed across distinct symmetry sectors. Using "
+    "targeted input transformations, we determine which of these statistics are actually "
+    "relied upon for classification across several datasets. We find that equivariance alone "
+    "does not guarantee transfer robustness: even within the restricted invariant feature "
+    "space, the model can rely on brittle statistics, particularly ring-averaged intensities in "
+    "the rotationally equivariant model, that remain vulnerable to classical transfer attacks. "
+    "Guided by this analysis, we show that suppressing the symmetry sector associated with the "
+    "brittle feature substantially improves robustness. These results establish a systematic "
+    "mechanism to exploit symmetry-dependent features for adversarial robustness in future "
+    "quantum machine learning models."
+)
+
 SOURCES = {
     "abstract": "the abstract of arXiv:2604.15552 (Krumtünger, Sevior, Usman 2026)",
-    "west": "West, Heredge, Sevior, Usman, PRX Quantum 5, 030320 (2024) and its public code",
-    "west2023": "West et al., Phys. Rev. Research 5, 023186 (2023), as described by others",
+    "west": "West, Heredge, Sevior, Usman, PRX Quantum 5, 030320 (2024), and their public code "
+            "(read to check details, never copied: it carries no licence)",
+    "west2023": "West et al., Phys. Rev. Research 5, 023186 (2023): their transfer-attack "
+                "setting, reconstructed here (the attacks and budgets follow their paper's "
+                "description; the details are ours)",
     "standard": "the dataset's or method's standard convention",
     "ours": "equivar's own choice (not from the paper)",
 }

@@ -39,11 +39,16 @@ class Sampling:
                                        "basis states hold a 10-class probability readout (West "
                                        "used 1024 rings on larger STM images); on the 8×8 "
                                        "digits the rings are finely spaced")
-    method: str = setting("bilinear", "ours", "West sampled the nearest pixel; bilinear is "
-                                              "smooth in the pixels, which transfer attacks "
-                                              "differentiate through")
-    ring_offset: float = setting(0.0, "ours", "West turned each ring by an index-dependent "
-                                              "angle (value not published for 28×28)")
+    method: str = setting("bilinear", "ours", "West et al.'s code truncates (astype(int)) the "
+                                              "coordinates of a grid anchored at its bounding-"
+                                              "box corner (centre about 13.08 on 28×28, not "
+                                              "13.5); only 2 of 128 points match a nearest-"
+                                              "pixel grid of the same radii. Bilinear, centred "
+                                              "at 13.5, is smooth in the pixels, which transfer "
+                                              "attacks differentiate through")
+    ring_offset: float = setting(0.0, "ours", "West et al. turn ring l by θ = l·π/angle, l the "
+                                              "ring's radius value (not its index); we use no "
+                                              "offset (see the ladder's offset rung)")
 
 
 SAMPLING = Sampling()
@@ -213,8 +218,8 @@ class LadderSettings(Settings):
                                                        "C_16")
     ring_offset: float = setting(0.19634954084936207, "ours",
                                  "per-ring turn of the offset rung (π/16: each ring half an "
-                                 "angular step of C_8 further; West turned rings by an "
-                                 "index-dependent angle)")
+                                 "angular step of C_8 further; West et al. turn ring l by "
+                                 "l·π/angle, l the ring's radius value)")
     deeper: int = setting(2, "ours", "the deeper rungs have this many times the selected depth")
 
     def validate(self) -> None:

@@ -120,3 +120,172 @@ def test_committed_book_results_are_complete():
                 record = json.loads((ROOT / "book" / "figures" /
                                      f"{match['name'].strip()}.json").read_text())
                 assert record["profile"] == "paper" and not record["commit"].endswith("+dirty")
+
+
+# ----------------------------------------------------------------- what the reader sees
+
+def _notebook(cells, exception=False):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    nb.metadata["papermill"] = {"exception": exception}
+    return nb
+
+
+def test_display_tags_show_the_run_parameters_once_and_hide_plumbing():
+    import nbformat
+
+    v4 = nbformat.v4
+    cells = [v4.new_code_cell('profile = "default"', metadata={"tags": ["parameters"]}),
+             v4.new_code_cell('profile = "paper"', metadata={"tags": ["injected-parameters"]}),
+             v4.new_code_cell("import numpy as np\nsettings = 1"),
+             v4.new_code_cell("x = np.ones(3)\nx.sum()"),
+             v4.new_code_cell("fig = plot(x)\nsave_figure(fig, 'fig-a-b', t, chapter='a')"),
+             v4.new_code_cell("import os", metadata={"tags": ["show-input"]})]
+    nb = _notebook(cells)
+    notebooks.apply_display_tags(nb)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    assert "remove-cell" in tags[0] and tags[1] == ["injected-parameters"]
+    assert tags[2] == ["hide-input"] and tags[3] == [] and tags[4] == ["hide-input"]
+    assert tags[5] == ["show-input"]
+    # without an injected cell the notebook's own parameters are the run's: shown
+    alone = _notebook([v4.new_code_cell('profile = "default"', metadata={"tags": ["parameters"]})])
+    notebooks.apply_display_tags(alone)
+    assert alone.cells[0].metadata["tags"] == ["parameters"]
+
+
+def test_output_problems_finds_progress_bars_warnings_paths_and_errors():
+    import os
+
+    import nbformat
+
+    v4 = nbformat.v4
+    stream = lambda text, name="stderr": v4.new_output("stream", name=name, text=text)
+    clean = _notebook([v4.new_code_cell("1", outputs=[stream("4 states of dimension 128", "stdout")])])
+    assert notebooks.output_problems(clean) == []
+    bad = _notebook([
+        v4.new_code_cell("a", outputs=[stream("\rmodels:   6%|▌         | 1/18 [01:19<22:30, 79.47s/it]")]),
+        v4.new_code_cell("b", outputs=[stream("/x/tqdm/auto.py:21: TqdmWarning: IProgress not found")]),
+        v4.new_code_cell("c", outputs=[stream(f"Downloading to '{os.path.expanduser('~')}/.cache/x'")]),
+        v4.new_code_cell("d", outputs=[v4.new_output("error", ename="ValueError", evalue="no",
+                                                      traceback=[])])])
+    found = "\n".join(notebooks.output_problems(bad))
+    for what in ("cell 0: progress bar", "cell 1: warning", "cell 2: machine path",
+                 "cell 3: error output ValueError"):
+        assert what in found, found
+    assert notebooks.failed(bad) and not notebooks.failed(clean)
+    assert notebooks.failed(_notebook([], exception=True))
+
+
+def test_the_build_refuses_a_failed_or_missing_chapter(tmp_path):
+    import nbformat
+
+    for chapter in notebooks.chapters():
+        nbformat.write(_notebook([]), tmp_path / chapter.path.name)
+    assert book.check_chapters(tmp_path) == []
+    first = notebooks.chapters()[0]
+    nbformat.write(_notebook([], exception=True), tmp_path / first.path.name)
+    (tmp_path / notebooks.chapters()[1].path.name).unlink()
+    problems = "\n".join(book.check_chapters(tmp_path))
+    assert f"{first.path.name}: its run failed" in problems
+    assert f"{notebooks.chapters()[1].path.name}: missing" in problems
+
+
+def test_figure_index_links_every_file_of_every_figure(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(book, "project_root", lambda: tmp_path)
+    folder = tmp_path / "book" / "figures"
+    folder.mkdir(parents=True)
+    files = {ext: f"fig-twirl-x.{ext}" for ext in ("pdf", "png", "csv", "json")}
+    record = {"id": "fig-twirl-x", "caption": "Cap.", "chapter": "twirl", "profile": "paper",
+              "files": files, "settings": {}, "versions": {}, "commit": "abc"}
+    (folder / "fig-twirl-x.json").write_text(json.dumps(record))
+    page = book.figures_page(folder)
+    for ext, name in files.items():
+        assert f"{{download}}`{ext.upper()} </book/figures/{name}>`" in page
+    assert "{include} pdf.md" in page
+
+
+def test_pdf_page_links_the_pdf_only_when_built(tmp_path, monkeypatch):
+    pdf = tmp_path / "equivar.pdf"
+    monkeypatch.setattr(book, "pdf_path", lambda: pdf)
+    assert "make pdf" in book.pdf_page() and "{download}" not in book.pdf_page()
+    pdf.write_bytes(b"%PDF-1.5\n<< /Type /Pages /Kids [] /Count 83 >>\n")
+    assert "{download}`equivar.pdf" in book.pdf_page() and "83 pages" in book.pdf_page()
+
+
+def test_committed_chapters_show_no_progress_warnings_or_machine_paths():
+    """book/chapters as the book renders them (the smoke runs are checked in test_notebooks)."""
+    import nbformat
+    import pytest
+
+    for chapter in notebooks.chapters():
+        nb = nbformat.read(ROOT / "book" / "chapters" / chapter.path.name, as_version=4)
+        if "equivar" not in nb.metadata:
+            pytest.skip("book/chapters holds the first edition's paper run (made before "
+                        "executed chapters were checked and stamped); the next paper run "
+                        "replaces it")
+        assert notebooks.output_problems(nb) == [], chapter.stem
+
+
+# ----------------------------------------------------------------- provenance
+
+def test_quotations_of_the_paper_are_the_abstracts_exact_words():
+    """Words in double quotes presented as the paper's (the abstract or the paper is named just
+    before them) must occur in the abstract exactly; paraphrase goes without quotes."""
+    import nbformat
+
+    from equivar.provenance import ABSTRACT
+
+    texts = {p.name: p.read_text() for p in (ROOT / "book").glob("*.md")}
+    nb = nbformat.read(ROOT / "notebooks" / "01_twirl.ipynb", as_version=4)
+    texts["01_twirl"] = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    abstract = " ".join(ABSTRACT.split())
+    checked = 0
+    for name, text in texts.items():
+        prose = re.sub(r"```.*?```|`[^`]*`", "", text, flags=re.S)
+        for match in re.finditer(r"[\"“]([^\"”]+?)[\"”]", prose):
+            before = prose[max(0, match.start() - 150):match.start()].lower()
+            if not any(w in before for w in ("abstract", "paper")):
+                continue
+            words = " ".join(match[1].split()).rstrip(".,;:")
+            checked += 1
+            assert words in abstract, f"{name}: {match[1]!r} is quoted but not in the abstract"
+    assert checked >= 2  # chapter 1 quotes C1 and C2
+
+
+def test_first_author_and_version_are_right():
+    bib = (ROOT / "book" / "references.bib").read_text()
+    entry = bib[bib.index("@misc{krumtunger2026"):].split("\n}")[0]
+    assert "Krumt{\\\"u}nger, Maureen" in entry and "L." not in entry
+    cite = (ROOT / "book" / "cite.md").read_text()
+    assert "Krumt{\\\"u}nger, Maureen" in cite
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert version.startswith("2.")
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert str(cff["version"]) == version
+    import json
+
+    zenodo = json.loads((ROOT / ".zenodo.json").read_text())
+    assert zenodo["version"] == version
+    assert any(r["identifier"] == "arXiv:2604.15552" for r in zenodo["related_identifiers"])
+
+
+def test_every_reference_with_a_doi_has_it():
+    bib = (ROOT / "book" / "references.bib").read_text()
+    entries = re.split(r"\n(?=@)", bib)
+    for entry in entries:
+        if "journal" in entry or "booktitle" in entry:
+            key = re.match(r"@\w+\{([^,]+),", entry.strip())[1]
+            if key in ("lecun1998",):  # a web page, no DOI
+                continue
+            assert "doi" in entry, key
+
+
+def test_no_page_names_a_file_outside_the_repository():
+    texts = [p.read_text() for p in (ROOT / "book").glob("*.md")] + \
+        [(ROOT / "README.md").read_text(), (ROOT / "notebooks" / "01_twirl.ipynb").read_text()]
+    for text in texts:
+        assert "shared/science" not in text and "science.md" not in text

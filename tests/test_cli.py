@@ -1,6 +1,7 @@
 """equivar.cli and equivar.book.notebooks: argument checking before any work starts."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -128,7 +129,7 @@ def executed(monkeypatch):
     """Record the chapters and parameters that would run (nothing runs)."""
     calls = []
     monkeypatch.setattr(notebooks, "execute",
-                        lambda chapter, params, output, progress=True: calls.append(
+                        lambda chapter, params, output, progress=True, **kwargs: calls.append(
                             (chapter.id, params)))
     return calls
 
@@ -190,9 +191,10 @@ def test_relative_environment_is_made_absolute_before_kernels_start(tmp_path, mo
 
     seen = {}
 
-    def fake_execute(*args, **kwargs):
+    def fake_execute(source, output, **kwargs):
         seen.update({k: os.environ.get(k) for k in ("EQUIVAR_CACHE_DIR", "EQUIVAR_DATA_DIR",
                                                     "EQUIVAR_FIGURES_DIR")})
+        shutil.copy(source, output)
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
     monkeypatch.chdir(tmp_path)
@@ -236,3 +238,43 @@ def test_every_chapter_parameter_is_a_setting_the_cli_validates():
         cls = notebooks.CHAPTER_SETTINGS[chapter.id]
         fields = {f.name for f in dataclasses.fields(cls)}
         assert set(notebooks.parameters(chapter)) - set(notebooks.PLUMBING) <= fields, chapter
+
+
+def test_a_failed_run_never_replaces_a_good_chapter(tmp_path, monkeypatch):
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    good = tmp_path / "01_twirl.ipynb"
+    good.write_text("the good chapter")
+    kept = {}
+
+    def failing(source, output, **kwargs):
+        nb = nbformat.read(source, as_version=4)
+        nb.cells[3].execution_count = 2
+        nbformat.write(nb, output)
+        kept["path"] = output
+        raise PapermillExecutionError(cell_index=3, exec_count=2, source="x", ename="ValueError",
+                                      evalue="bad value", traceback=[])
+
+    monkeypatch.setattr(papermill, "execute_notebook", failing)
+    with pytest.raises(notebooks.ChapterFailed, match="ValueError: bad value") as err:
+        notebooks.execute(notebooks.find("twirl"), {"profile": "smoke"}, good, progress=False)
+    assert good.read_text() == "the good chapter"
+    assert "left as it was" in str(err.value) and kept["path"] in str(err.value)
+
+
+def test_a_successful_run_is_tagged_stamped_and_reported(tmp_path, monkeypatch):
+    import nbformat
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda source, output, **kwargs: shutil.copy(source, output))
+    lines = []
+    out = notebooks.execute(notebooks.find("twirl"), {"profile": "smoke"}, tmp_path,
+                            progress=False, say=lines.append)
+    nb = nbformat.read(out, as_version=4)
+    assert nb.metadata["equivar"]["profile"] == "smoke"
+    assert any("hide-input" in c.metadata.get("tags", []) for c in nb.cells)
+    assert lines[0].startswith("01_twirl: ") and "cells, profile smoke ->" in lines[0]
+    assert "done in" in lines[1] and str(out) in lines[1]

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import nbformat
 
 from equivar import settings
 from equivar.paths import absolute_environment, project_root, writable_dir
@@ -60,11 +64,12 @@ def find(name: str, root: Path | None = None) -> Chapter:
 
 def parameters(chapter: Chapter) -> dict[str, object]:
     """Names and default values of the chapter's ``parameters`` cell."""
-    nb = nbformat.read(chapter.path, as_version=4)
-    for cell in nb.cells:
+    nb = json.loads(chapter.path.read_text())  # plain JSON: `equivar run --help` lists these
+    for cell in nb["cells"]:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             values = {}
-            for node in ast.parse(cell.source).body:
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            for node in ast.parse(source).body:
                 if isinstance(node, ast.Assign) and len(node.targets) == 1 \
                         and isinstance(node.targets[0], ast.Name):
                     values[node.targets[0].id] = ast.literal_eval(node.value)
@@ -115,13 +120,22 @@ class ChapterFailed(RuntimeError):
 
 
 def execute(chapter: Chapter, params: dict[str, object], output: Path,
-            progress: bool = True, cwd: Path | None = None) -> Path:
+            progress: bool = True, cwd: Path | None = None, say=None) -> Path:
     """Run ``chapter`` with papermill into ``output`` (a file or a directory).
 
-    Raises :class:`ChapterFailed` naming the notebook, the failing cell and the error.
+    The notebook executes into a temporary file and replaces ``output`` only if every cell ran:
+    a failed run never overwrites a good chapter. The executed copy gets the book's display
+    tags (:func:`apply_display_tags`). ``say`` (e.g. ``print``) receives one line before and
+    one after the run: chapter, cells, profile, where the notebook and figures went.
+    Raises :class:`ChapterFailed` naming the notebook, the failing cell, the error and where
+    the partly executed copy was kept.
     """
+    import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+
+    from equivar.cache import atomic_path
+    from equivar.paths import figures_dir
 
     params = check_parameters(chapter, params)
     absolute_environment()  # the kernel starts in notebooks/: pass it absolute paths
@@ -129,20 +143,149 @@ def execute(chapter: Chapter, params: dict[str, object], output: Path,
     if output.suffix != ".ipynb":
         output = output / chapter.path.name
     writable_dir(output.parent, "output directory")
+    figures = figures_dir(params.get("figures_dir"))
+    n_cells = len(nbformat.read(chapter.path, as_version=4).cells)
+    profile = params.get("profile", parameters(chapter).get("profile"))
+    if say:
+        say(f"{chapter.stem}: {n_cells} cells, profile {profile} -> {_short(output)}")
+    scratch = Path(tempfile.mkdtemp(prefix=f"equivar-{chapter.stem}-"))
+    partial = scratch / chapter.path.name
+    start = time.time()
     try:
-        pm.execute_notebook(str(chapter.path), str(output), parameters=params, kernel_name="python3",
-                            progress_bar=progress, cwd=str(cwd or chapter.path.parent),
+        pm.execute_notebook(str(chapter.path), str(partial), parameters=params,
+                            kernel_name="python3", cwd=str(cwd or chapter.path.parent),
+                            progress_bar={"desc": chapter.stem} if progress else False,
                             request_save_on_cell_execute=False)
     except PapermillExecutionError as err:
-        index, first_line = _failed_cell(output, err.exec_count)
+        index, first_line = _failed_cell(partial, err.exec_count)
         raise ChapterFailed(f"{chapter.path.name} failed in cell {index} (In [{err.exec_count}], "
-                            f"starting {first_line!r}): {err.ename}: {err.evalue}. The partly "
-                            f"executed notebook is {output}") from None
+                            f"starting {first_line!r}): {err.ename}: {err.evalue}. {output} was "
+                            f"left as it was; the partly executed notebook is {partial}") from None
+    nb = nbformat.read(partial, as_version=4)
+    apply_display_tags(nb)
+    nb.metadata["equivar"] = {"version": _version(), "chapter": chapter.id, "profile": profile}
+    with atomic_path(output) as tmp:
+        nbformat.write(nb, tmp)
+    shutil.rmtree(scratch, ignore_errors=True)
+    if say:
+        written = sorted(p.name for p in figures.glob("fig-*") if p.stat().st_mtime >= start)
+        n_figures = len({name.rsplit(".", 1)[0] for name in written})
+        say(f"{chapter.stem}: done in {time.time() - start:.0f} s; {_short(output)}; "
+            f"{n_figures} figures ({len(written)} files) in {_short(figures)}")
     return output
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("equivar")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _short(path: Path) -> str:
+    """``path`` relative to the checkout when inside it (what a user types), else absolute."""
+    try:
+        return str(Path(path).relative_to(project_root()))
+    except ValueError:
+        return str(path)
+
+
+# Display conventions of the executed chapters (myst-nb cell tags). A chapter's source cells may
+# carry their own tags; these are added where a cell has none of the display tags.
+DISPLAY_TAGS = ("remove-cell", "remove-input", "hide-input", "hide-cell", "remove-output",
+                "show-input")
+
+
+def apply_display_tags(nb) -> None:
+    """Tag the cells of an executed chapter for the book, in place.
+
+    - the source ``parameters`` cell: ``remove-cell`` when papermill injected the run's values
+      (the reader sees the run's parameters once, in the ``injected-parameters`` cell);
+    - plumbing: cells that import modules and cells that save figures (``save_figure(``):
+      ``hide-input`` (the code sits behind a toggle; outputs stay visible).
+
+    A cell tagged ``show-input`` (or already carrying a display tag) is left alone.
+    """
+    injected = any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.setdefault("tags", [])
+        if any(t in DISPLAY_TAGS for t in tags):
+            continue
+        if "parameters" in tags:
+            if injected:
+                tags.append("remove-cell")
+        elif "injected-parameters" not in tags and (_imports(cell.source)
+                                                    or "save_figure(" in cell.source):
+            tags.append("hide-input")
+
+
+def _imports(source: str) -> bool:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    return any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in body)
+
+
+# What a published chapter must not show: progress bars, warnings, this machine's paths.
+UNWANTED = {
+    "progress bar": re.compile(r"\d+%\|.*\||it/s\]|s/it\]"),
+    "warning": re.compile(r"Warning\b|WARNING"),
+    "machine path": re.compile("|".join(re.escape(p) for p in (
+        os.path.expanduser("~") + os.sep, "/tmp/", "/work/", ".cache/", "site-packages"))),
+}
+
+
+def output_problems(nb) -> list[str]:
+    """What an executed notebook's outputs must not contain, one line each: errors (a failed
+    cell), progress bars, warnings and machine paths (:data:`UNWANTED`)."""
+    found = []
+    if nb.metadata.get("papermill", {}).get("exception"):
+        found.append("papermill recorded an exception: the run failed")
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                found.append(f"cell {index}: error output {out.get('ename')}: {out.get('evalue')}")
+                continue
+            texts = [out.get("text", "")] + [str(v) for k, v in out.get("data", {}).items()
+                                             if k.startswith("text/")]
+            for what, pattern in UNWANTED.items():
+                for text in texts:
+                    match = pattern.search(text)
+                    if match:
+                        found.append(f"cell {index}: {what}: {match.group(0)!r}")
+    return found
+
+
+def failed(nb) -> bool:
+    """Whether an executed notebook records a failed run (papermill's flag or an error output)."""
+    return bool(nb.metadata.get("papermill", {}).get("exception")) or any(
+        out.get("output_type") == "error" for c in nb.cells for out in c.get("outputs", []))
+
+
+FIGURE = re.compile(r"```\{figure\}[^\n]*\n:name: (?P<name>[^\n]+)\n(?::[^\n]*\n)*\n"
+                    r"(?P<caption>.*?)\n```", re.S)
+
+
+def figure_captions(chapter: Chapter) -> dict[str, str]:
+    """Captions of the ``{figure}`` directives in a chapter's Markdown cells, by figure name,
+    whitespace collapsed: the one place a caption is written (:func:`save_figure` reads it)."""
+    import nbformat
+
+    nb = nbformat.read(chapter.path, as_version=4)
+    return {m["name"].strip(): " ".join(m["caption"].split())
+            for cell in nb.cells if cell.cell_type == "markdown"
+            for m in FIGURE.finditer(cell.source)}
 
 
 def _failed_cell(path: Path, exec_count) -> tuple[int | str, str]:
     """Index (among the source notebook's cells) and first code line of the failed cell."""
+    import nbformat
+
     try:
         cells = nbformat.read(path, as_version=4).cells
     except (OSError, ValueError):

@@ -31,8 +31,12 @@ KEY_PACKAGES = ("equivar", "pennylane", "torch", "numpy", "torchattacks", "paper
 
 
 def use_style() -> None:
-    """The book's plotting style (seaborn paper context, colour-blind palette)."""
-    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1)
+    """The book's plotting style (seaborn paper context, colour-blind palette, type that reads
+    at page size) and pandas display options that never cut a table short with "..."."""
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.25)
+    for option, value in (("display.max_colwidth", None), ("display.max_columns", None),
+                          ("display.max_rows", 500), ("display.width", 200)):
+        pd.set_option(option, value)
     matplotlib.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight",
                                 "svg.hashsalt": "equivar", "axes.titlesize": "medium"})
 
@@ -61,15 +65,21 @@ def git_commit() -> str:
         return "unknown"
 
 
-def save_figure(fig, figure_id: str, table: pd.DataFrame, caption: str, chapter: str,
-                settings=None, out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+def save_figure(fig, figure_id: str, table: pd.DataFrame, caption: str | None = None,
+                chapter: str | None = None, settings=None,
+                out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
     """Write a figure as PDF, PNG, CSV and JSON and close it.
+
+    The caption is written once, in the chapter's ``{figure}`` directive: with ``caption=None``
+    it is read from there (:func:`equivar.book.notebooks.figure_captions`) and stored in the
+    JSON; the book then shows the same caption with the files and citation line under it
+    (:mod:`equivar.book.figure_links`).
 
     Args:
         figure_id: stable id ``fig-<chapter>-<what>`` (lower case, dashes).
         table: the data plotted, written as CSV.
-        caption: the caption the book shows (also stored in the JSON).
-        chapter: chapter id (e.g. ``"twirl"``).
+        caption: the caption, only for figures no chapter page shows (None: the page's).
+        chapter: chapter id (e.g. ``"twirl"``); required.
         settings: the chapter's settings dataclass (stored in the JSON).
         out_dir: see :func:`figures_dir`.
 
@@ -78,6 +88,10 @@ def save_figure(fig, figure_id: str, table: pd.DataFrame, caption: str, chapter:
     """
     if not FIGURE_ID.match(figure_id):
         raise ValueError(f"figure id must look like 'fig-<chapter>-<what>', got {figure_id!r}")
+    if chapter is None:
+        raise ValueError(f"save_figure({figure_id!r}): give the chapter id")
+    if caption is None:
+        caption = page_caption(figure_id, chapter)
     out = figures_dir(out_dir)
     paths = {ext: out / f"{figure_id}.{ext}" for ext in ("pdf", "png", "csv", "json")}
     with atomic_path(paths["pdf"]) as tmp:
@@ -97,6 +111,20 @@ def save_figure(fig, figure_id: str, table: pd.DataFrame, caption: str, chapter:
     with atomic_path(paths["json"]) as tmp:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     return paths
+
+
+def page_caption(figure_id: str, chapter: str) -> str:
+    """The caption of ``figure_id`` in chapter ``chapter``'s ``{figure}`` directive; ValueError
+    naming the figure and the notebook if the chapter shows no such figure."""
+    from equivar.book import notebooks
+
+    source = notebooks.find(chapter)
+    captions = notebooks.figure_captions(source)
+    if figure_id not in captions:
+        raise ValueError(f"{source.path.name} shows no figure named {figure_id!r} (figures: "
+                         f"{', '.join(captions) or 'none'}); add a {{figure}} directive with "
+                         f":name: {figure_id} and its caption")
+    return captions[figure_id]
 
 
 # --------------------------------------------------------------------------- layouts
@@ -156,23 +184,26 @@ def plot_ring_sampling(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, me
 
 
 def plot_sector_weights(table: pd.DataFrame):
-    """Mean sector weight per independent sector k, one panel per dataset, one line per class.
+    """Mean sector weight per independent sector k, one line per dataset: the average over its
+    classes, with a band spanning the lowest to the highest class mean (log scale).
 
-    ``table`` columns: dataset, class, k, weight_mean, weight_std.
+    ``table`` columns: dataset, class, k, weight_mean (per-class numbers stay in the CSV).
     """
     datasets = list(dict.fromkeys(table["dataset"]))
-    fig, axes = _grid(len(datasets), width=3.2, height=2.7, sharey=True)
-    for ax, name in zip(axes.flat, datasets):
-        part = table[table["dataset"] == name]
-        for i, (label, group) in enumerate(part.groupby("class", sort=False)):
-            ax.plot(group["k"], group["weight_mean"], marker="o", ms=3, lw=1,
-                    color=plt.cm.tab10(i % 10), label=label)
-        ax.set_yscale("log")
-        ax.set_xticks(sorted(part["k"].unique()))
-        ax.set_xlabel("sector k")
-        ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("mean weight w_k")
+    fig, ax = plt.subplots(figsize=(7.2, 3.6))
+    markers = "osD^vP*X"
+    for i, name in enumerate(datasets):
+        per_k = table[table["dataset"] == name].groupby("k")["weight_mean"]
+        mean, low, high = per_k.mean(), per_k.min(), per_k.max()
+        ax.fill_between(mean.index, low, high, color=f"C{i}", alpha=0.18, lw=0)
+        ax.plot(mean.index, mean, marker=markers[i % len(markers)], ms=5, lw=1.5, color=f"C{i}",
+                label=name)
+    ax.set_yscale("log")
+    ax.set_xticks(sorted(table["k"].unique()))
+    ax.set_xlabel("sector $k$ (modes $k$ and $N - k$ combined)")
+    ax.set_ylabel("mean weight $w_k$")
+    ax.legend(title="dataset\n(band: range\nover classes)", loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 

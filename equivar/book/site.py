@@ -29,14 +29,15 @@ def generated_dir() -> Path:
 
 def run_chapters(names, profile: str, params: dict | None = None,
                  output: Path | None = None, progress: bool = True, workers: int | None = None,
-                 scheduler: str | None = None) -> dict[str, float]:
+                 scheduler: str | None = None, say=None) -> dict[str, float]:
     """Execute chapters (ids, numbers or stems; all if empty; each once) and return seconds
     per chapter.
 
     A parameter goes to every chosen chapter that has it; one that no chosen chapter has is
     an error. All parameters are validated for every chapter, and the output directory
     checked, before the first one runs. With ``workers`` or ``scheduler`` the chapters'
-    expensive units are first computed on Dask (:mod:`equivar.book.sweep`).
+    expensive units are first computed on Dask (:mod:`equivar.book.sweep`). ``say`` (e.g.
+    ``print``) is told what runs and where its outputs went.
     """
     chosen = list(dict.fromkeys(notebooks.find(n) for n in names)) if names \
         else notebooks.chapters()
@@ -65,10 +66,11 @@ def run_chapters(names, profile: str, params: dict | None = None,
         sweep.compute(sweep.plan(chosen, profile, per_chapter), workers, scheduler, progress)
         timings["sweep"] = time.perf_counter() - start
         _record_timings(output, profile, {"sweep": timings["sweep"]})
-    for chapter in chosen:
+    for i, chapter in enumerate(chosen, 1):
         start = time.perf_counter()
+        step = (lambda line, i=i: say(f"[{i}/{len(chosen)}] {line}")) if say else None
         notebooks.execute(chapter, per_chapter[chapter], output / chapter.path.name,
-                          progress=progress)
+                          progress=progress, say=step)
         timings[chapter.stem] = time.perf_counter() - start
         _record_timings(output, profile, {chapter.stem: timings[chapter.stem]})
     return timings
@@ -174,28 +176,73 @@ def cite_figure(record: dict) -> str:
             f"{record.get('commit', 'unknown')}, profile {record.get('profile')}")
 
 
+def _downloads(record: dict, folder: Path) -> str:
+    """MyST download links to a figure's files (the build copies them into the site)."""
+    root = project_root()
+    links = []
+    for ext in ("pdf", "png", "csv", "json"):
+        name = record["files"].get(ext)
+        if name is None:
+            continue
+        try:
+            target = "/" + str((folder / name).resolve().relative_to(root))
+        except ValueError:  # figures outside the checkout: name them only
+            links.append(f"`{name}`")
+            continue
+        links.append(f"{{download}}`{ext.upper()} <{target}>`")
+    return " · ".join(links)
+
+
 def figures_page(figures: Path | None = None) -> str:
-    """Markdown of the figure index: one section per figure with its provenance."""
+    """Markdown of the figure index: one section per figure with its files and provenance."""
+    folder = figures_dir(figures)
     lines = ["# Figure index", "",
-             "Every figure of the book with its stable id, files and provenance, generated from "
-             "the JSON record written beside each figure. Files are in `book/figures/`.", ""]
+             "Every figure of the book with its stable id, its files (PDF, PNG, the plotted "
+             "numbers as CSV, the provenance as JSON) and a ready-to-paste citation, generated "
+             "from the JSON record written beside each figure (`book/figures/` in the "
+             "repository).", "", "```{include} pdf.md", "```", ""]
     records = figure_records(figures)
     if not records:
         return "\n".join(lines + ["No figure has been written yet: run `make book`.", ""])
     lines += ["| id | chapter | profile | files |", "|---|---|---|---|"]
     for r in records:
-        files = ", ".join(f"`{name}`" for name in r["files"].values())
         lines.append(f"| [{r['id']}](#{r['id']}-provenance) | {r['chapter']} | {r['profile']} "
-                     f"| {files} |")
+                     f"| {_downloads(r, folder)} |")
     for r in records:
         settings = ", ".join(f"{k}={v}" for k, v in sorted((r.get("settings") or {}).items()))
         versions = ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items())
         lines += ["", f"({r['id']}-provenance)=", f"## {r['id']}", "", r["caption"], "",
+                  f"- **files**: {_downloads(r, folder)}",
                   f"- **chapter**: {r['chapter']}; **profile**: {r['profile']}",
                   f"- **settings**: {settings}",
                   f"- **made by**: commit `{r.get('commit', 'unknown')}`; {versions}",
                   f"- **cite as**: {cite_figure(r)}"]
     return "\n".join(lines) + "\n"
+
+
+def pdf_path() -> Path:
+    """Where ``make pdf`` leaves the PDF edition."""
+    return project_root() / "_build" / "latex" / "equivar.pdf"
+
+
+def pdf_page() -> str:
+    """Markdown snippet (included by the figure index and the cite page): a link to the PDF
+    edition if it has been built, else how to build it."""
+    if pdf_path().exists():
+        pages = _pdf_pages(pdf_path())
+        size = f", {pages} pages" if pages else ""
+        return (f"The whole book as one PDF: {{download}}`equivar.pdf </_build/latex/equivar.pdf>` "
+                f"({pdf_path().stat().st_size / 1e6:.1f} MB{size}; `make pdf`).\n")
+    return "The PDF edition of the book is built by `make pdf` (not built with this copy).\n"
+
+
+def _pdf_pages(path: Path) -> int | None:
+    """Page count of a PDF from its page tree (None if it cannot be read)."""
+    import re
+
+    counts = [int(n) for n in re.findall(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)",
+                                         path.read_bytes())]
+    return max(counts) if counts else None
 
 
 def write_generated_pages() -> None:
@@ -204,23 +251,63 @@ def write_generated_pages() -> None:
                        ("benchmark.md", benchmark_page()),
                        ("threads.md", benchmark_page("threads.md",
                                                      "python benchmarks/threads.py")),
-                       ("figures.md", figures_page())):
+                       ("figures.md", figures_page()), ("pdf.md", pdf_page())):
         with atomic_path(out / name) as tmp:
             tmp.write_text(text)
 
 
+def check_chapters(chapters_dir: Path | None = None) -> list[str]:
+    """Problems that must stop a build: a chapter missing from ``book/chapters`` or one whose
+    run failed (papermill's exception flag or an error output). Empty when all is well."""
+    import nbformat
+
+    folder = chapters_dir or notebooks.book_chapters_dir()
+    problems = []
+    for chapter in notebooks.chapters():
+        path = folder / chapter.path.name
+        if not path.exists():
+            problems.append(f"{path}: missing (run `equivar run {chapter.id}`)")
+        elif notebooks.failed(nbformat.read(path, as_version=4)):
+            problems.append(f"{path}: its run failed (a cell raised); rerun the chapter")
+    return problems
+
+
 def render_html(strict: bool = True) -> int:
     """``jupyter-book build`` of the project root; returns its exit code."""
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(project_root())]
-    if strict:
-        cmd += ["-W", "-n", "--keep-going"]
+    return _jupyter_book([] if not strict else ["-W", "-n", "--keep-going"])
+
+
+def render_pdf() -> int:
+    """The PDF edition: ``jupyter-book build --builder pdflatex`` (XeLaTeX); returns its exit
+    code. The PDF lands at :func:`pdf_path`."""
+    return _jupyter_book(["--builder", "pdflatex"])
+
+
+def _jupyter_book(options: list[str]) -> int:
+    problems = check_chapters()
+    if problems:
+        raise RuntimeError("the book cannot be built:\n  " + "\n  ".join(problems))
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(project_root()),
+           *options]
     return subprocess.run(cmd, cwd=project_root()).returncode
 
 
 def build(profile: str = "default", execute: bool = True, params: dict | None = None,
-          workers: int | None = None, scheduler: str | None = None) -> int:
-    """Execute every chapter (unless ``execute`` is False), write generated pages, render."""
+          workers: int | None = None, scheduler: str | None = None, say=None) -> int:
+    """Execute every chapter (unless ``execute`` is False), write generated pages, render.
+    RuntimeError before rendering if a chapter is missing or its run failed."""
     if execute:
-        run_chapters([], profile, params, workers=workers, scheduler=scheduler)
+        run_chapters([], profile, params, workers=workers, scheduler=scheduler, say=say)
+    write_generated_pages()
+    return render_html()
+
+
+def build_pdf() -> int:
+    """The PDF edition from the chapters in ``book/chapters`` (no execution), then the HTML
+    again so that the figure index and the cite page link the fresh PDF."""
+    write_generated_pages()
+    code = render_pdf()
+    if code != 0 or not pdf_path().exists():
+        return code or 2
     write_generated_pages()
     return render_html()
