@@ -199,3 +199,16 @@ def test_white_box_is_cached_and_seeded(settings):
         assert first[name].shape == (2, 8)
         assert np.array_equal(first[name][0], first["clean"])
         assert np.array_equal(first[name], again[name])
+
+
+def test_the_notebooks_transfer_settings_name_the_images():
+    from dataclasses import replace
+
+    small = BaselineSettings.for_profile("smoke", baselines=("sector-logistic",), quantum=())
+    ts = replace(small.transfer_settings(), n_attack=20)
+    out = baselines.study(small, progress=False, transfer_settings=ts)
+    p = out["predictions"]
+    assert p[p["threat"] == "clean"]["image"].max() + 1 == 20
+    assert p[p["threat"] == "white-box"]["image"].max() + 1 == 20  # n_white_box capped by images
+    images, labels = transfer.attacked_images(ts, "digits")
+    assert np.array_equal(p[p["threat"] == "clean"].sort_values("image")["label"], labels)

@@ -163,8 +163,11 @@ def _targets(settings, dataset: str, seed: int) -> dict:
     return out, rows
 
 
-def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Run the comparison for :class:`equivar.settings.BaselineSettings`; DataFrames keyed by
+def study(settings, progress: bool = True, transfer_settings=None) -> dict[str, pd.DataFrame]:
+    """Run the comparison for :class:`equivar.settings.BaselineSettings`; ``transfer_settings``
+    (chapter 3's :class:`equivar.settings.TransferSettings`, e.g. with the notebook's
+    ``n_attack``; default ``settings.transfer_settings()``) names the stored sets and images
+    reused. DataFrames keyed by
 
     * ``predictions``: one row per dataset, seed, target, threat (``clean``, ``transfer``,
       ``white-box``), source, attack, ε and image: label, prediction, correct;
@@ -176,7 +179,7 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     """
     names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     seeds = [settings.seed + i for i in range(settings.n_seeds)]
-    ts = settings.transfer_settings()
+    ts = settings.transfer_settings() if transfer_settings is None else transfer_settings
     rows = {k: [] for k in ("predictions", "restricted", "models", "seconds")}
     selection_tables = []
     bar = progress_bar(total=len(names) * len(seeds), desc="baselines", disable=not progress)
