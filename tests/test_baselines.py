@@ -154,7 +154,11 @@ def test_comparison_differences_are_target_minus_reference(results, settings):
         assert row["transfer − sector"] == pytest.approx(row["transfer"] - ref["transfer"])
         assert row["transfer − sector low"] <= row["transfer − sector"] \
             <= row["transfer − sector high"]
-        assert 0 <= row["p (McNemar)"] <= 1
+        assert row["transfer drop − sector"] == pytest.approx(row["transfer drop"]
+                                                              - ref["transfer drop"])
+        assert 0 <= row["transfer − sector p (McNemar)"] <= 1
+    # the drop is clean minus robust accuracy (robust ⊆ clean)
+    assert np.allclose(table["transfer drop"], table["clean"] - table["transfer"])
     text = baselines.conclusion_markdown(table, baselines.k0_share(results, 0.1), settings)
     assert "digits" in text and "95 % paired bootstrap" in text
 

@@ -138,7 +138,8 @@ class RingBaseline(nn.Module):
             raise ValueError(f"{kind} needs hidden {'= 0' if kind == 'sector-logistic' else '> 0'}"
                              f", got hidden={hidden!r}")
         if hidden < 0 or n_classes < 2:
-            raise ValueError(f"need hidden ≥ 0 and n_classes ≥ 2, got {hidden!r}, {n_classes!r}")
+            raise ValueError(f"need hidden ≥ 0 and n_classes ≥ 2, got {hidden!r}, "
+                             f"{n_classes!r}")
         self.kind, self.sampling = kind, sampling
         width = n_features(kind, sampling)
         self.standardiser = Standardiser(width)
@@ -199,8 +200,9 @@ class LiftingConv(nn.Module):
 
 
 class GroupConv(nn.Module):
-    """C_4 × Z² → C_4 × Z²: ``out[:, o, r] = Σ_{i, s} conv(y[:, i, s], rot90(W[o, i, s - r], r))``
-    (s - r mod 4), equivariant: input rotated and shifted by one → output rotated and shifted."""
+    """C_4 × Z² → C_4 × Z²:
+    ``out[:, o, r] = Σ_{i, s} conv(y[:, i, s], rot90(W[o, i, s - r], r))`` (s - r mod 4),
+    equivariant: input rotated and shifted by one → output rotated and shifted by one."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int = 3):
         super().__init__()

@@ -319,11 +319,22 @@ def curves(results, settings) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def drop(results, dataset: str, target: str, threat: str, eps: float) -> np.ndarray:
+    """(n_seeds, n_images) bool: images the model classifies correctly when clean and that
+    ``threat`` at ``eps`` fools (robust ⊆ clean, so its mean is clean − robust accuracy)."""
+    robust = correctness(results, dataset, target, threat, eps)
+    clean = correctness(results, dataset, target, "clean", 0.0)[:, :robust.shape[1]]
+    return clean & ~robust
+
+
 def comparison(results, settings, reference: str = "sector") -> pd.DataFrame:
     """At ``settings.reference_eps``, per dataset and target: clean, transfer and white-box
-    accuracy with CIs, and the paired difference of transfer robust accuracy against the
-    quantum model ``reference`` (target − reference, bootstrap CI over seeds and images, and
-    the seed-level sign-flip p-value)."""
+    accuracy with CIs; the transfer drop (clean − transfer, the share of images the attack
+    flips); and, against the quantum model ``reference``, the paired differences (target −
+    reference) of transfer robust accuracy and of the transfer drop: 95 % bootstrap CIs over
+    seeds and images, the seed-level sign-flip p-value (two or more seeds) and the stratified
+    McNemar p-value. Models with different clean accuracy are compared by the drop: robust
+    accuracy alone also counts what the model got wrong without any attack."""
     eps = settings.reference_eps
     rows = []
     p = results["predictions"]
@@ -336,17 +347,22 @@ def comparison(results, settings, reference: str = "sector") -> pd.DataFrame:
                 ci = stats.bootstrap_accuracy(c, n_resamples=settings.n_resamples)
                 row.update({threat: ci.estimate, f"{threat} low": ci.low,
                             f"{threat} high": ci.high})
+            ci = stats.bootstrap_accuracy(drop(results, dataset, target, "transfer", eps),
+                                          n_resamples=settings.n_resamples)
+            row.update({"transfer drop": ci.estimate, "transfer drop low": ci.low,
+                        "transfer drop high": ci.high})
             if have_ref and target != reference:
-                a = correctness(results, dataset, target, "transfer", eps)
-                b = correctness(results, dataset, reference, "transfer", eps)
-                diff = stats.bootstrap_difference(a, b, n_resamples=settings.n_resamples)
-                # the seed-level test needs two seeds; McNemar (stratified by seed) always runs
-                p_seeds = stats.permutation_test_seeds(a, b).pvalue if len(a) > 1 else np.nan
-                row.update({f"transfer − {reference}": diff.estimate,
-                            f"transfer − {reference} low": diff.low,
-                            f"transfer − {reference} high": diff.high,
-                            "p (seeds)": p_seeds,
-                            "p (McNemar)": stats.mcnemar_stratified(a, b).pvalue})
+                for name, get in (("transfer", correctness), ("transfer drop", drop)):
+                    a = get(results, dataset, target, "transfer", eps)
+                    b = get(results, dataset, reference, "transfer", eps)
+                    diff = stats.bootstrap_difference(a, b, n_resamples=settings.n_resamples)
+                    # the seed-level test needs two seeds; McNemar (by seed) always runs
+                    p_seeds = stats.permutation_test_seeds(a, b).pvalue if len(a) > 1 \
+                        else np.nan
+                    key = f"{name} − {reference}"
+                    row.update({key: diff.estimate, f"{key} low": diff.low,
+                                f"{key} high": diff.high, f"{key} p (seeds)": p_seeds,
+                                f"{key} p (McNemar)": stats.mcnemar_stratified(a, b).pvalue})
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -393,9 +409,10 @@ def _nanmean(values) -> float:
 def conclusion_markdown(table: pd.DataFrame, shares: pd.DataFrame, settings,
                         reference: str = "sector") -> str:
     """The section's answer, generated from :func:`comparison` and :func:`k0_share`: per
-    dataset, is each classical baseline's transfer robust accuracy below, within or above the
-    reference quantum model's (95 % CI of the paired difference excludes 0 or not), and does
-    the ring-mean part carry the transferred damage for the classical ring-grid models too?"""
+    dataset and model, is its transfer robust accuracy, and its drop (the share of images the
+    attack flips), higher, lower or not distinguishable from the reference quantum model's
+    (the 95 % CI of the paired difference excludes 0 or not), and how much of its transferred
+    PGD damage does the ring-mean part alone do (models that read the ring grid)?"""
     eps = settings.reference_eps
     lines = []
     diff = f"transfer − {reference}"
@@ -404,26 +421,37 @@ def conclusion_markdown(table: pd.DataFrame, shares: pd.DataFrame, settings,
         if ref.empty or diff not in part:
             continue
         ref = ref.iloc[0]
-        lines.append(f"- **{dataset}** (ε = {eps}): {LABELS[reference]} keeps "
-                     f"{ref['transfer']:.2f} [{ref['transfer low']:.2f}, "
-                     f"{ref['transfer high']:.2f}] under transfer, {ref['white-box']:.2f} "
-                     "white-box.")
+        lines.append(f"- **{dataset}** (ε = {eps}): {LABELS[reference]}: clean "
+                     f"{ref['clean']:.2f}, transfer {ref['transfer']:.2f} "
+                     f"[{ref['transfer low']:.2f}, {ref['transfer high']:.2f}] (the attack "
+                     f"flips {ref['transfer drop']:.0%} of the images), white-box "
+                     f"{ref['white-box']:.2f}.")
         for _, row in part[part["target"] != reference].iterrows():
             if not np.isfinite(row.get(diff, np.nan)):
                 continue
-            lo, hi = row[f"{diff} low"], row[f"{diff} high"]
-            verdict = "less robust than" if hi < 0 else "more robust than" if lo > 0 else \
-                "not distinguishable from"
             share = shares[(shares["dataset"] == dataset) & (shares["target"] == row["target"])]
             k0 = "" if share.empty or not np.isfinite(share["damage from k=0 part"].iloc[0]) \
                 else f"; the k = 0 part alone does {share['damage from k=0 part'].iloc[0]:.0%} " \
-                     "of its transfer damage"
+                     "of its transferred PGD damage"
             lines.append(f"  - {LABELS.get(row['target'], row['target'])}: clean "
                          f"{row['clean']:.2f}, transfer {row['transfer']:.2f}, white-box "
-                         f"{row['white-box']:.2f}; {verdict} the quantum model under "
-                         f"transfer ({row[diff]:+.2f} [{lo:+.2f}, {hi:+.2f}]){k0}.")
+                         f"{row['white-box']:.2f}. Robust accuracy under transfer: "
+                         f"{_versus(row, diff)} the quantum model's; the attack flips "
+                         f"{row['transfer drop']:.0%} of the images, a drop "
+                         f"{_versus(row, f'transfer drop − {reference}', 'larger', 'smaller')}"
+                         f" the quantum model's{k0}.")
     if lines:
         lines += ["", f"Intervals: 95 % paired bootstrap over {settings.n_seeds} seed(s) × "
                       f"the attacked images (profile `{settings.profile}`); \"not "
                       "distinguishable\" means the interval contains 0."]
     return "\n".join(lines)
+
+
+def _versus(row, key: str, above: str = "higher than", below: str = "lower than") -> str:
+    """"higher than (+0.10 [+0.05, +0.15])" etc.: the paired difference ``key`` with its CI,
+    "not distinguishable from" when the CI contains 0."""
+    lo, hi = row[f"{key} low"], row[f"{key} high"]
+    word = below if hi < 0 else above if lo > 0 else "not distinguishable from"
+    if word in ("larger", "smaller"):
+        word += " than"
+    return f"{word} ({row[key]:+.2f} [{lo:+.2f}, {hi:+.2f}])"
