@@ -113,3 +113,33 @@ def test_bad_noise_settings_are_refused():
     big = ModelConfig(n_rad=8, n_ang=3)
     with pytest.raises(ValueError, match="limited to"):
         noise.noisy_readout(torch.zeros(1, 2 ** 11), torch.zeros(big.weight_shape), big)
+
+
+@pytest.mark.parametrize("variant", ["west", "sector"])
+def test_diagonal_block_method_equals_the_full_density_matrix(variant):
+    cfg = small(variant, n_rad=2, n_ang=3, n_layers=3)
+    model = QuantumClassifier(cfg, seed=8)
+    x = random_states(5, 2 ** cfg.n_wires, 4)
+    for channel in noise.CHANNELS:
+        for placement in noise.PLACEMENTS:
+            for wires in noise.WIRES:
+                nm = noise.NoiseModel(channel, 0.07, placement, wires, 0.03)
+                full = noise.noisy_readout(x, model.weights, cfg, nm, method="full")
+                blocks = noise.noisy_readout(x, model.weights, cfg, nm, method="blocks")
+                assert (full - blocks).abs().max() < 1e-12, nm
+
+
+def test_layers_of_the_equivariant_variants_are_block_diagonal_in_the_angular_basis():
+    for variant in ("west", "sector"):
+        cfg = small(variant, n_rad=2, n_ang=2, n_layers=2)
+        _, layers = noise.layer_unitaries(QuantumClassifier(cfg, seed=1).weights, cfg)
+        for u in layers:
+            u4 = u.reshape(cfg.n_rings, cfg.n_angles, cfg.n_rings, cfg.n_angles)
+            off = u4.clone()
+            for a in range(cfg.n_angles):
+                off[:, a, :, a] = 0
+            assert off.abs().max() < 1e-12
+    base = small("baseline")
+    with pytest.raises(ValueError, match="block"):
+        noise.noisy_readout(random_states(1, 16, 0), QuantumClassifier(base).weights, base,
+                            method="blocks")

@@ -27,7 +27,9 @@ basis (all three here) keeps them so. Chapter 5 shows both numerically.
 The circuit is split into the transform T and one unitary per layer, each derived from the
 state-vector simulator (:mod:`equivar.core.simulator`), so there is one definition of the
 circuit; ρ of a batch is (B, D, D) complex128 and every step is a batched matrix product or
-einsum: O(B·D³·L) time, fine up to about 8 qubits. :func:`reference_readout` is the same on
+einsum: O(B·D³·L) time, fine up to about 8 qubits. For the equivariant variants only the N
+diagonal blocks in the angular basis are evolved (O(B·N·R³·L), see
+:func:`register_probabilities`), equal to the full path to rounding (tested). :func:`reference_readout` is the same on
 PennyLane's ``default.mixed`` (the test compares them to 1e-10). Used by chapter 5.
 """
 from __future__ import annotations
@@ -185,12 +187,31 @@ def density_matrices(states) -> torch.Tensor:
     return x[:, :, None] * x[:, None, :].conj()
 
 
-def register_probabilities(states, weights, config, noise: NoiseModel = NOISELESS) -> torch.Tensor:
+def angular_transition(channel: str, rate: float) -> torch.Tensor:
+    """(2, 2) float64 stochastic matrix T[a, b] = Σ_K |K[a, b]|²: how a channel with monomial
+    Kraus operators (one non-zero per row: all of :data:`CHANNELS`) moves weight between the
+    diagonal blocks of one angular wire's basis states."""
+    return (kraus(channel, rate).abs() ** 2).sum(0).real.to(torch.float64)
+
+
+def register_probabilities(states, weights, config, noise: NoiseModel = NOISELESS,
+                           method: str = "auto") -> torch.Tensor:
     """P(radial basis state) after the noisy circuit and readout error: (B, 2**n_rad) float64.
 
     ``states`` (B, D) amplitude vectors; ``weights`` of ``config.weight_shape``; no gradients.
+    ``method``: ``"full"`` evolves the whole (B, D, D) density matrix; ``"blocks"`` (the
+    equivariant variants only; ``"auto"`` picks it for them) only its N diagonal blocks in
+    the angular basis after the transform, (B, N, R, R): every layer is block-diagonal there
+    and every channel here has monomial Kraus operators, so the diagonal blocks evolve on
+    their own (the off-diagonal ones never reach the readout) at N²× less cost per layer.
     """
     _check(config)
+    if method not in ("auto", "full", "blocks"):
+        raise ValueError(f"method must be 'auto', 'full' or 'blocks', got {method!r}")
+    if method == "blocks" and not config.equivariant:
+        raise ValueError("the block method needs an equivariant variant (west or sector): the "
+                         "baseline's layers are not block-diagonal in the angular basis")
+    blocks = method == "blocks" or (method == "auto" and config.equivariant)
     x = torch.as_tensor(states)
     if x.ndim != 2 or x.shape[1] != 2 ** config.n_wires:
         raise ValueError(f"states must have shape (batch, {2 ** config.n_wires}), got "
@@ -198,32 +219,77 @@ def register_probabilities(states, weights, config, noise: NoiseModel = NOISELES
     with torch.no_grad():
         w = torch.as_tensor(weights, dtype=torch.float64).detach()
         transform, layers = layer_unitaries(w, config)
-        ops = superoperator(kraus(noise.channel, noise.rate))
+        sup = superoperator(kraus(noise.channel, noise.rate))
         wires = noise.noisy_wires(config) if noise.rate > 0 else []
         n, r, a = config.n_wires, config.n_rings, config.n_angles
         confusion = readout_error_matrix(config.n_rad, noise.readout_error)
+        if blocks:
+            # V_l[a] = the (R, R) block of layer l on angular basis state a
+            per_block = [torch.diagonal(u.reshape(r, a, r, a), dim1=1, dim2=3).permute(2, 0, 1)
+                         .contiguous() for u in layers]
+            move = angular_transition(noise.channel, noise.rate)
+        # full density matrices are built only for the baseline and for noise on the input
+        full_rho = not blocks or (noise.placement == "input" and wires)
+        step = BLOCK if full_rho else BLOCK * a
         out = []
-        for lo in range(0, len(x), BLOCK):
-            rho = density_matrices(x[lo:lo + BLOCK])
-            if noise.placement == "input":
+        for lo in range(0, len(x), step):
+            chunk = x[lo:lo + step]
+            if noise.placement == "input" and wires:
+                rho = density_matrices(chunk)
                 for wire in wires:
-                    rho = apply_channel(rho, ops, wire, n)
-            rho = transform @ rho @ transform.conj().T
-            for u in layers:
-                rho = u @ rho @ u.conj().T
-                if noise.placement == "layers":
-                    for wire in wires:
-                        rho = apply_channel(rho, ops, wire, n)
-            diag = torch.diagonal(rho, dim1=-2, dim2=-1).real.reshape(-1, r, a).sum(-1)
-            out.append(diag @ confusion.T)
+                    rho = apply_channel(rho, sup, wire, n)
+                rho = transform @ rho @ transform.conj().T
+            elif not blocks:
+                rho = density_matrices(chunk)
+                rho = transform @ rho @ transform.conj().T
+            else:
+                rho = None
+            if blocks:
+                if rho is None:
+                    psi = (chunk.to(DTYPE) @ transform.T).reshape(-1, r, a).transpose(1, 2)
+                    rho = psi[..., :, None] * psi[..., None, :].conj()        # (b, a, R, R)
+                else:
+                    rho = torch.diagonal(rho.reshape(-1, r, a, r, a), dim1=2, dim2=4) \
+                        .permute(0, 3, 1, 2)
+                probs = _evolve_blocks(rho, per_block, sup, move, wires, noise, config)
+            else:
+                for u in layers:
+                    rho = u @ rho @ u.conj().T
+                    if noise.placement == "layers":
+                        for wire in wires:
+                            rho = apply_channel(rho, sup, wire, n)
+                probs = torch.diagonal(rho, dim1=-2, dim2=-1).real.reshape(-1, r, a).sum(-1)
+            out.append(probs @ confusion.T)
         if not out:
             return torch.zeros(0, r, dtype=torch.float64)
         return torch.cat(out)
 
 
-def noisy_readout(states, weights, config, noise: NoiseModel = NOISELESS) -> torch.Tensor:
-    """The model's readout (B, n_classes) under ``noise`` (logits are ``config.scale`` × it)."""
-    probs = register_probabilities(states, weights, config, noise)
+def _evolve_blocks(rho, per_block, sup, move, wires, noise, config) -> torch.Tensor:
+    """The diagonal blocks (b, N, R, R) through the layers and their noise; P(radial) (b, R)."""
+    n_rad, n_ang = config.n_rad, config.n_ang
+    b, a, r = rho.shape[0], config.n_angles, config.n_rings
+    for v in per_block:
+        rho = v @ rho @ v.conj().transpose(-1, -2)
+        if noise.placement != "layers":
+            continue
+        for wire in wires:
+            if wire < n_rad:      # a radial wire: the channel inside every block
+                rho = apply_channel(rho.reshape(b * a, r, r), sup, wire, n_rad).reshape(
+                    b, a, r, r)
+            else:                 # an angular wire: weight moves between blocks
+                j = wire - n_rad
+                view = rho.reshape(b, 2 ** j, 2, 2 ** (n_ang - j - 1), r, r)
+                rho = torch.einsum("st,xptqik->xpsqik", move.to(rho.dtype), view).reshape(
+                    b, a, r, r)
+    return torch.diagonal(rho, dim1=-2, dim2=-1).real.sum(1)
+
+
+def noisy_readout(states, weights, config, noise: NoiseModel = NOISELESS,
+                  method: str = "auto") -> torch.Tensor:
+    """The model's readout (B, n_classes) under ``noise`` (logits are ``config.scale`` × it);
+    ``method`` as in :func:`register_probabilities`."""
+    probs = register_probabilities(states, weights, config, noise, method)
     return probs @ simulator.readout_matrix(config).T
 
 

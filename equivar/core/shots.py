@@ -28,6 +28,13 @@ def _seeded(seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def _key(seed, *extra) -> list[int]:
+    """A seed (an int or a list of ints) extended by ``extra`` ints: derived, independent
+    streams for the parts of one experiment."""
+    return [int(v) for v in np.atleast_1d(np.asarray(seed, dtype=np.int64))] + \
+        [int(v) for v in extra]
+
+
 def register_probabilities(model: QuantumClassifier, states) -> np.ndarray:
     """Exact P(radial basis state r) of the model's output, (B, 2**n_rad) float64."""
     cfg = replace(model.config, readout="probs", n_classes=model.config.n_rings)
@@ -71,7 +78,7 @@ def shot_accuracy(model: QuantumClassifier, states, labels, shots: int | None, s
         with torch.no_grad():
             pred = model.readout(states).argmax(1).numpy()
     else:
-        pred = predict_from(estimate_readout(model, states, shots, seed), [seed, 1])
+        pred = predict_from(estimate_readout(model, states, shots, seed), _key(seed, 1))
     return float((pred == labels).mean())
 
 
@@ -108,7 +115,7 @@ def sector_contributions(model: QuantumClassifier, grids, shots: int | None = No
                 with torch.no_grad():
                     r[present] = model.readout(psi[present]).numpy()
             else:
-                r[present] = estimate_readout(model, psi[present], shots, [seed, k])
+                r[present] = estimate_readout(model, psi[present], shots, _key(seed, k))
         out.append(model.config.scale * weights[:, k, None] * r)
     return np.stack(out, axis=-1)
 
