@@ -4,6 +4,7 @@
 # and two more:
 #   make html   render the chapters already in book/chapters (the committed paper-profile run)
 #   make paper  re-run every chapter under the "paper" profile, then render (about 45 min)
+#   make pdf    the book as one PDF (XeLaTeX from Debian packages: scripts/ensure-tex)
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -17,7 +18,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: env data test book html paper bench clean
+.PHONY: env data test book html paper pdf bench clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "equivar needs Python 3.11, found " + sys.version.split()[0]'
@@ -43,6 +44,11 @@ html: env
 
 paper: env data
 	$(BIN)/equivar book --profile paper
+
+# The chapters in book/chapters as one PDF (_build/latex/equivar.pdf), linked from the HTML.
+pdf: env
+	scripts/ensure-tex
+	$(BIN)/equivar pdf
 
 bench: env
 	$(BIN)/python benchmarks/simulator.py

@@ -57,3 +57,31 @@ def test_figures_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("EQUIVAR_FIGURES_DIR", str(tmp_path))
     assert paths.figures_dir() == tmp_path
     assert paths.figures_dir(tmp_path / "x") == tmp_path / "x"
+
+
+def test_the_caption_is_read_from_the_chapter_page(tmp_path):
+    """Written once, in the {figure} directive: save_figure stores that text in the JSON."""
+    from equivar.book import notebooks
+
+    shown = notebooks.figure_captions(notebooks.find("twirl"))
+    paths_ = plots.save_figure(make_figure(), "fig-twirl-sampling", pd.DataFrame({"a": [1]}),
+                               chapter="twirl", out_dir=tmp_path)
+    record = json.loads(paths_["json"].read_text())
+    assert record["caption"] == shown["fig-twirl-sampling"]
+    assert "ring-sampling points" in record["caption"] and "\n" not in record["caption"]
+
+
+def test_a_figure_the_chapter_does_not_show_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="01_twirl.ipynb shows no figure named 'fig-twirl-nope'"):
+        plots.save_figure(make_figure(), "fig-twirl-nope", pd.DataFrame(), chapter="twirl",
+                          out_dir=tmp_path)
+    with pytest.raises(ValueError, match="give the chapter id"):
+        plots.save_figure(make_figure(), "fig-twirl-nope", pd.DataFrame(), out_dir=tmp_path)
+    assert not list(tmp_path.glob("*"))  # refused before writing anything
+
+
+def test_use_style_never_truncates_tables():
+    plots.use_style()
+    wide = pd.DataFrame({"why": ["a reason " * 30]})
+    assert "..." not in wide.to_string() and "..." not in wide.to_html()
+    assert "..." not in pd.DataFrame({"x": range(120)}).to_string()

@@ -156,7 +156,7 @@ def _curve_grid(row_keys, row_labels, datasets, draw, legend_loc: str):
                 ax.set_ylabel(f"{row_labels.get(key, key)}\naccuracy")
             if i == 0:
                 ax.text(0.5, 1.02, name, transform=ax.transAxes, ha="center", va="bottom")
-    axes[0, 0].legend(fontsize=7, loc=legend_loc)
+    axes[0, 0].legend(fontsize=9, loc=legend_loc)
     fig.tight_layout()
     return fig
 
@@ -261,7 +261,7 @@ def plot_transform_heatmap(summary: pd.DataFrame, transforms: list[str]):
         for i in range(len(datasets)):
             for j in range(len(transforms)):
                 m, s = mean.iat[i, j], std.iat[i, j]
-                ax.text(j, i, f"{m:.2f}\n±{s:.2f}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{m:.2f}\n±{s:.2f}", ha="center", va="center", fontsize=9,
                         color="white" if m < 0.6 else "black")
         ax.set_yticks(range(len(datasets)), datasets)
         ax.set_ylabel(VARIANT_LABELS.get(variant, variant))
@@ -288,7 +288,7 @@ def plot_follow_rates(summary: pd.DataFrame):
         ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
     for ax in axes[:, 0]:
         ax.set_ylabel("label follows B")
-    axes.flat[0].legend(fontsize=7, loc="upper center")
+    axes.flat[0].legend(fontsize=9, loc="upper center")
     fig.tight_layout()
     return fig
 
@@ -311,7 +311,7 @@ def _bars_by_quantity(table: pd.DataFrame, rows, datasets, variants, xlabel: str
                 ax.text(0.5, 1.02, name, transform=ax.transAxes, ha="center", va="bottom")
             if i == len(rows) - 1:
                 ax.set_xlabel(xlabel)
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -343,10 +343,10 @@ def plot_planted(summary: pd.DataFrame, planted_k: int):
         ax.set_xticks(sorted(summary["k"].unique()) if len(summary) else range(5))
         ax.set_xlabel("swapped sector k")
         ax.text(0.97, 0.95, f"{pair_type} pairs\n(planted: k = {expected})", ha="right",
-                va="top", transform=ax.transAxes, fontsize=8)
+                va="top", transform=ax.transAxes, fontsize=9)
         ax.set_ylim(0, 1.05)
     axes[0].set_ylabel("label follows B")
-    axes[0].legend(fontsize=7, loc="center right")
+    axes[0].legend(fontsize=9, loc="center right")
     fig.tight_layout()
     return fig
 
@@ -369,7 +369,7 @@ def plot_selection(tried: pd.DataFrame):
             best = part[part["chosen"]]
             ax.scatter(i + jitter[part["chosen"].to_numpy()], best["valid_accuracy"], s=70,
                        facecolors="none", edgecolors="k", linewidths=1.0)
-        ax.set_xticks(range(len(variants)), [VARIANT_LABELS[v] for v in variants], fontsize=8)
+        ax.set_xticks(range(len(variants)), [VARIANT_LABELS[v] for v in variants], fontsize=9)
         ax.text(0.03, 0.95, name, transform=ax.transAxes, ha="left", va="top")
     for ax in axes[:, 0]:
         ax.set_ylabel("validation accuracy")
@@ -397,10 +397,10 @@ def plot_ladder(table: pd.DataFrame):
         ax.set_xlabel("test accuracy")
         ax.text(0.5, 1.01, name, transform=ax.transAxes, ha="center", va="bottom")
         ax.grid(axis="y", visible=False)
-    axes[0, 0].set_yticks(range(len(rungs)), rungs, fontsize=8)
+    axes[0, 0].set_yticks(range(len(rungs)), rungs, fontsize=9)
     axes[0, 0].invert_yaxis()
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
-    axes[0, -1].legend(handles, list(colours), fontsize=7, loc="lower right")
+    axes[0, -1].legend(handles, list(colours), fontsize=9, loc="lower right")
     fig.tight_layout()
     return fig
 
@@ -438,7 +438,7 @@ def plot_accuracy_vs_eps(attacked: pd.DataFrame, noise: pd.DataFrame, source: st
         ax.text(0.97, 0.95, name, transform=ax.transAxes, ha="right", va="top")
     for ax in axes[:, 0]:
         ax.set_ylabel(f"accuracy (source: {TARGET_LABELS.get(source, source)})")
-    axes.flat[0].legend(fontsize=7, loc="lower left")
+    axes.flat[0].legend(fontsize=9, loc="lower left")
     fig.tight_layout()
     return fig
 
@@ -449,7 +449,8 @@ def plot_transfer_matrix(matrix: pd.DataFrame, order: list[str]):
     ``matrix`` columns: dataset, source, target, mean, std. The diagonal is white-box.
     """
     datasets = list(dict.fromkeys(matrix["dataset"]))
-    fig, axes = _grid(len(datasets), width=3.6, height=3.4)
+    # two panels a row: at three a row the numbers in the cells were unreadable at page size
+    fig, axes = _grid(len(datasets), width=4.5, height=4.3, cols=2)
     labels = [TARGET_LABELS.get(o, o) for o in order]
     for ax, name in zip(axes.flat, datasets):
         m = matrix[matrix["dataset"] == name].pivot(index="source", columns="target",
@@ -460,10 +461,10 @@ def plot_transfer_matrix(matrix: pd.DataFrame, order: list[str]):
             for j in range(len(order)):
                 v = m.iat[i, j]
                 if np.isfinite(v):
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=9,
                             color="white" if v < 0.6 else "black")
-        ax.set_xticks(range(len(order)), labels, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(order)), labels, fontsize=7)
+        ax.set_xticks(range(len(order)), labels, rotation=45, ha="right", fontsize=9)
+        ax.set_yticks(range(len(order)), labels, fontsize=9)
         ax.set_xlabel("target")
         ax.set_ylabel("source")
         ax.grid(False)
@@ -498,7 +499,7 @@ def plot_sector_energy(energy: pd.DataFrame):
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.tight_layout()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
-               fontsize=7, frameon=False)
+               fontsize=9, frameon=False)
     return fig
 
 
@@ -534,7 +535,7 @@ def plot_logit_change(change: pd.DataFrame):
         ax.text(0.97, 0.05, name, transform=ax.transAxes, ha="right", va="bottom")
     for ax in axes[:, 0]:
         ax.set_ylabel("Δ true-class logit")
-    axes.flat[0].legend(fontsize=7)
+    axes.flat[0].legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -543,7 +544,7 @@ def plot_adversarial_examples(clean: np.ndarray, adversarial: np.ndarray, means_
                               means_adv, captions: list[str]):
     """Rows: examples. Columns: clean image, adversarial image, perturbation, ring means."""
     n = len(clean)
-    fig, axes = plt.subplots(n, 4, figsize=(9.0, 2.2 * n), squeeze=False,
+    fig, axes = plt.subplots(n, 4, figsize=(9.0, 2.6 * n), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1, 1, 1.6]})
     for i in range(n):
         delta = adversarial[i] - clean[i]
@@ -555,14 +556,19 @@ def plot_adversarial_examples(clean: np.ndarray, adversarial: np.ndarray, means_
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
-        axes[i, 0].set_ylabel(captions[i], fontsize=7)
+        # the example's labels as one horizontal line above its row (rotated labels were
+        # unreadable at page size)
+        label = axes[i, 0].text(0.0, 1.08, "   ·   ".join(captions[i].splitlines()),
+                                transform=axes[i, 0].transAxes, ha="left", va="bottom",
+                                fontsize=10.5)
+        label.set_in_layout(False)  # it spans the row; tight_layout must not squeeze the axes
         ax = axes[i, 3]
         ax.plot(means_clean[i], marker="o", ms=2.5, label="clean")
         ax.plot(means_adv[i], marker="o", ms=2.5, label="adversarial")
-        ax.set_ylabel("ring mean μ_r", fontsize=8)
+        ax.set_ylabel("ring mean μ_r", fontsize=9)
     for ax, title in zip(axes[-1], ("clean", "adversarial", "perturbation", "ring r")):
         ax.set_xlabel(title)
-    axes[0, 3].legend(fontsize=7)
+    axes[0, 3].legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -607,7 +613,7 @@ def plot_tradeoff(summary: pd.DataFrame, eps: float):
             for model, text in (("none", "α=1"), ("k=0 × 0", "α=0")):  # the path's ends
                 end = path[path["model"] == model]
                 if len(end):
-                    ax.annotate(text, (end["clean"].iloc[0], end["robust"].iloc[0]), fontsize=7,
+                    ax.annotate(text, (end["clean"].iloc[0], end["robust"].iloc[0]), fontsize=9,
                                 xytext=(4, -8), textcoords="offset points", color=f"C{i}")
             controls = part[part["group"] == "control sector"]
             ax.scatter(controls["clean"], controls["robust"], color=f"C{i}", alpha=0.45, s=14,
@@ -621,8 +627,11 @@ def plot_tradeoff(summary: pd.DataFrame, eps: float):
         ax.text(0.03, 0.97, name, transform=ax.transAxes, ha="left", va="top")
     for ax in axes[:, 0]:
         ax.set_ylabel(f"robust accuracy (PGD, ε = {eps:g})")
-    axes.flat[0].legend(fontsize=6, loc="lower right")
     fig.tight_layout()
+    # below the panels: inside one it covered the points
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=min(3, len(labels)), fontsize=10, frameon=False)
     return fig
 
 
@@ -701,7 +710,7 @@ def plot_threat_effects(table: pd.DataFrame, threshold: float | None = None):
         ax.set_xlabel(title + " vs unsuppressed")
     axes[0, 0].set_yticks(np.arange(len(threats)), threats)
     axes[0, 0].invert_yaxis()
-    axes[0, 1].legend(fontsize=7, loc="best")
+    axes[0, 1].legend(fontsize=9, loc="best")
     fig.tight_layout()
     return fig
 
@@ -733,6 +742,6 @@ def plot_convergence(curve: pd.DataFrame):
         row[1].xaxis.get_major_locator().set_params(integer=True)
     axes[-1, 0].set_xlabel("iterations (one run)")
     axes[-1, 1].set_xlabel("restarts (most iterations; worst case)")
-    axes[0, 0].legend(fontsize=6)
+    axes[0, 0].legend(fontsize=9)
     fig.tight_layout()
     return fig

@@ -237,12 +237,15 @@ def pdf_page() -> str:
 
 
 def _pdf_pages(path: Path) -> int | None:
-    """Page count of a PDF from its page tree (None if it cannot be read)."""
+    """Page count of the PDF, from the TeX log beside it ("Output written on ... (N pages)");
+    None if there is no log."""
     import re
 
-    counts = [int(n) for n in re.findall(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)",
-                                         path.read_bytes())]
-    return max(counts) if counts else None
+    log = path.with_suffix(".log")
+    if not log.exists():
+        return None
+    match = re.search(r"Output written on \S+ \((\d+) pages?", log.read_text(errors="replace"))
+    return int(match[1]) if match else None
 
 
 def write_generated_pages() -> None:
