@@ -41,16 +41,18 @@ def test_curves_draw_one_line_per_target_and_the_table_values(tmp_path):
 
 
 def test_differences_plot_every_non_reference_target():
-    table = pd.DataFrame([{"dataset": "digits", "target": t, "transfer − sector": d,
-                           "transfer − sector low": d - 0.1, "transfer − sector high": d + 0.1}
-                          for t, d in (("sector-logistic", 0.2), ("p4-cnn", -0.3),
-                                       ("sector", np.nan))])
-    fig = baseline_plots.plot_baseline_differences(table)
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["sector-logistic", "p4-cnn"]
-    points = [l.get_xdata()[0] for l in ax.get_lines() if len(l.get_xdata()) == 1
-              and l.get_marker() == "o"]
-    assert points == pytest.approx([0.2, -0.3])
+    rows = []
+    for t, d in (("sector-logistic", 0.2), ("p4-cnn", -0.3), ("sector", np.nan)):
+        row = {"dataset": "digits", "target": t}
+        for col, value in (("transfer − sector", d), ("transfer drop − sector", d / 2)):
+            row.update({col: value, f"{col} low": value - 0.1, f"{col} high": value + 0.1})
+        rows.append(row)
+    fig = baseline_plots.plot_baseline_differences(pd.DataFrame(rows))
+    left, right = fig.axes[:2]
+    assert [t.get_text() for t in left.get_yticklabels()] == ["sector-logistic", "p4-cnn"]
+    dots = lambda ax: [l.get_xdata()[0] for l in ax.get_lines() if l.get_marker() == "o"]
+    assert dots(left) == pytest.approx([0.2, -0.3])
+    assert dots(right) == pytest.approx([0.1, -0.15])
 
 
 def test_bad_tables_are_refused():

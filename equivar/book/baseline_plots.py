@@ -48,38 +48,49 @@ def plot_baseline_curves(table: pd.DataFrame, targets: list[str], labels: dict |
                             lw=0)
         ax.set_xscale("symlog", linthresh=0.02)
 
-    return _curve_grid(threats, {t: THREAT_LABELS.get(t, t) for t in threats},
-                       list(dict.fromkeys(table["dataset"])), draw, "upper right")
+    fig = _curve_grid(threats, {t: THREAT_LABELS.get(t, t) for t in threats},
+                      list(dict.fromkeys(table["dataset"])), draw, "upper right")
+    # one legend beside the panels: seven curves would hide the first panel's
+    handles, names = fig.axes[0].get_legend_handles_labels()
+    fig.axes[0].get_legend().remove()
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    return fig
 
 
 def plot_baseline_differences(table: pd.DataFrame, reference: str = "sector",
                               labels: dict | None = None):
-    """Forest plot: per dataset (panels), the paired difference of transfer robust accuracy of
-    every other target minus the quantum model ``reference`` at the reference ε, with its CI.
+    """Forest plot at the reference ε: per dataset (rows), every other target's paired
+    difference against the quantum model ``reference`` in transfer robust accuracy (left) and
+    in the transfer drop, the share of images the attack flips (right), with CIs; classical
+    baselines orange, quantum models blue.
 
     ``table``: :func:`equivar.studies.baselines.comparison` (columns dataset, target,
-    ``transfer − <reference>`` and its ``low`` and ``high``).
+    ``transfer − <reference>``, ``transfer drop − <reference>`` and their ``low``/``high``).
     """
-    col = f"transfer − {reference}"
-    if col not in table:
-        raise ValueError(f"table has no column {col!r} (compared against another reference?)")
+    columns = [f"transfer − {reference}", f"transfer drop − {reference}"]
+    for col in columns:
+        if col not in table:
+            raise ValueError(f"table has no column {col!r} (compared against another "
+                             "reference?)")
     datasets = list(dict.fromkeys(table["dataset"]))
     rows = table[table["target"] != reference]
     targets = list(dict.fromkeys(rows["target"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets),
-                                                        0.6 + 0.35 * len(targets)),
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(7.6, 0.9 + 0.32 * len(targets)
+                                                        * len(datasets)),
                              sharey=True, squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
+    for row_axes, dataset in zip(axes, datasets):
         part = rows[rows["dataset"] == dataset].set_index("target").reindex(targets)
-        est = part[col].to_numpy(float)
-        err = np.vstack([est - part[f"{col} low"].to_numpy(float),
-                         part[f"{col} high"].to_numpy(float) - est])
-        colours = ["C0" if t in QUANTUM else "C1" for t in targets]
-        for y, (e, lo, hi, colour) in enumerate(zip(est, err[0], err[1], colours)):
-            ax.errorbar(e, y, xerr=[[lo], [hi]], fmt="o", ms=4, capsize=2, color=colour)
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_xlabel(f"Δ transfer robust accuracy vs\n{_label(reference, labels)}")
-        ax.text(0.5, 1.02, dataset, transform=ax.transAxes, ha="center", va="bottom")
+        for ax, col in zip(row_axes, columns):
+            est = part[col].to_numpy(float)
+            low = est - part[f"{col} low"].to_numpy(float)
+            high = part[f"{col} high"].to_numpy(float) - est
+            for y, target in enumerate(targets):
+                ax.errorbar(est[y], y, xerr=[[low[y]], [high[y]]], fmt="o", ms=4, capsize=2,
+                            color="C0" if target in QUANTUM else "C1")
+            ax.axvline(0, color="black", lw=0.8)
+        row_axes[0].set_ylabel(dataset)
+    for ax, title in zip(axes[-1], ("Δ transfer robust accuracy", "Δ transfer drop")):
+        ax.set_xlabel(f"{title}\nvs {_label(reference, labels)}")
     axes[0, 0].set_yticks(np.arange(len(targets)), [_label(t, labels) for t in targets])
     axes[0, 0].invert_yaxis()
     fig.tight_layout()
