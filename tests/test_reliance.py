@@ -113,9 +113,58 @@ def test_verdict_ratios():
                      ("global rotation", 0.9)]])
     follow = pd.DataFrame([{"dataset": "d", "variant": "v", "seed": 0, "k": k, "follows_b": f}
                            for k, f in [(0, 0.7), (1, 0.1), (2, 0.3)]])
-    out = reliance.ring_mean_verdicts({"transforms": transforms, "follow": follow}, {"d": 10})
+    out = reliance.reliance_ratios({"transforms": transforms, "follow": follow}, {"d": 10})
     row = out.iloc[0]
     assert row["sufficiency"] == pytest.approx(0.4 / 0.8)
     assert row["necessity"] == pytest.approx(0.7 / 0.8)
     assert row["follows_k0"] == 0.7 and row["follows_best_k"] == 0.3 and row["best_k"] == 2
-    assert reliance.judge(row) == "relies mainly on the ring means"
+
+
+# ---- C3-reliance verdicts on per-image predictions ------------------------------------------
+
+def _predictions(rng, drop_removed: float, drop_control: float, n_seeds=10, n_images=200,
+                 datasets=("a", "b")):
+    """A predictions table whose models lose about ``drop_*`` accuracy under each condition."""
+    rows = []
+    for d in datasets:
+        labels = rng.integers(0, 10, n_images)
+        for v in ("west", "sector"):
+            for s in range(n_seeds):
+                clean = np.where(rng.random(n_images) < 0.8, labels, (labels + 1) % 10)
+                for cond, drop in (("none", 0.0), ("ring means removed", drop_removed),
+                                   (reliance.CONTROL, drop_control)):
+                    wrong = rng.random(n_images) < drop
+                    pred = np.where(wrong, (labels + 3) % 10, clean)
+                    rows.append({"dataset": d, "variant": v, "seed": s, "condition": cond,
+                                 "predicted": reliance.encode_classes(pred),
+                                 "labels": reliance.encode_classes(labels)})
+    return pd.DataFrame(rows)
+
+
+def test_classes_round_trip_and_correctness(rng):
+    classes = rng.integers(0, 10, 50)
+    assert np.array_equal(reliance.decode_classes(reliance.encode_classes(classes)), classes)
+    with pytest.raises(ValueError, match="0..9"):
+        reliance.encode_classes([3, 12])
+    table = _predictions(rng, 0.3, 0.0, n_seeds=3, n_images=20, datasets=("a",))
+    c = reliance.correctness(table, "a", "west", "none")
+    assert c.shape == (3, 20) and c.dtype == bool
+    with pytest.raises(ValueError, match="no predictions"):
+        reliance.correctness(table, "a", "west", "shuffled")
+
+
+def test_reliance_verdicts_follow_the_rule(rng):
+    family, table = reliance.verdicts({"predictions": _predictions(rng, 0.4, 0.05)},
+                                      n_resamples=2000)
+    assert [r["claim"] for r in family] == ["C3-reliance"]
+    assert family[0]["verdict"] == "reproduced" and family[0]["estimate"] > 0.2
+    assert len(table) == 4 and (table["verdict"] == "reproduced").all()
+    assert (table["p (Holm)"] >= table["p (seeds, raw)"]).all()
+    # removing the ring means hurts no more than the energy-matched control: no reliance
+    family, table = reliance.verdicts({"predictions": _predictions(rng, 0.2, 0.2)},
+                                      n_resamples=2000)
+    assert family[0]["verdict"] == "not reproduced"
+    # a single seed can never be significant
+    family, _ = reliance.verdicts({"predictions": _predictions(rng, 0.5, 0.0, n_seeds=1)},
+                                  n_resamples=500)
+    assert family[0]["verdict"] == "not reproduced" and family[0]["p_raw"] == 1.0

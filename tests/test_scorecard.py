@@ -45,7 +45,7 @@ def test_markdown_reads_files_and_marks_missing_chapters(tmp_path, rng):
                                  stats.RULES, {"C3-transfer": "fig-transfer-verdicts",
                                                "headline": "fig-transfer-verdicts"}, "03")
     path = scorecard.write_verdicts(rows3, "03", tmp_path)
-    assert path.name == "verdicts-03.json"
+    assert path == tmp_path / "verdicts" / "verdicts-03.json"
     assert json.loads(path.read_text())["rows"][0]["claim"] == "C3-transfer"
     page = scorecard.markdown(tmp_path)
     lines = {line.split("|")[1].strip(): line for line in page.splitlines()
@@ -74,7 +74,7 @@ def test_identity_rows_and_nan(tmp_path):
                                 {"C1-twirl": "fig-twirl-check"}, "01")
     rows[0]["p_raw"] = float("nan")
     scorecard.write_verdicts(rows, "01", tmp_path)
-    data = json.loads((tmp_path / "verdicts-01.json").read_text())
+    data = json.loads((tmp_path / "verdicts" / "verdicts-01.json").read_text())
     assert data["rows"][0]["p_raw"] is None          # NaN is not valid JSON
     line = [l for l in scorecard.markdown(tmp_path).splitlines() if l.startswith("| C1-twirl")][0]
     assert "**reproduced**" in line and "max deviation 3e-14" in line
@@ -94,6 +94,20 @@ def test_bad_files_and_rows(tmp_path, rng):
     scorecard.write_verdicts(rows, "02", tmp_path)
     with pytest.raises(ValueError, match="judged in two verdict files"):
         scorecard.markdown(tmp_path)
-    (tmp_path / "verdicts-02.json").write_text("{not json")
+    (tmp_path / "verdicts" / "verdicts-02.json").write_text("{not json")
     with pytest.raises(ValueError, match="verdicts-02.json is not a verdict file"):
         scorecard.markdown(tmp_path)
+
+
+def test_predictions_file_round_trips_and_is_deterministic(tmp_path):
+    import pandas as pd
+
+    table = pd.DataFrame({"dataset": ["d", "d"], "seed": [0, 1],
+                          "predicted": ["0123", "0120"], "labels": ["0123", "0123"]})
+    path = scorecard.write_predictions(table, "02", tmp_path)
+    first = path.read_bytes()
+    back = pd.read_csv(path, dtype={"predicted": str, "labels": str})
+    assert back.equals(table)
+    assert scorecard.write_predictions(table, "02", tmp_path).read_bytes() == first
+    with pytest.raises(ValueError, match="'predicted' column"):
+        scorecard.write_predictions(table.drop(columns="predicted"), "02", tmp_path)

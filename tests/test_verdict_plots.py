@@ -67,3 +67,27 @@ def test_rules_table_lists_thresholds():
     assert "refuted above" in table.loc[1, "rule"]
     with pytest.raises(ValueError, match="no rule"):
         scorecard.rules_table(["C7"])
+
+
+def test_control_plots_draw_and_refuse_bad_input():
+    from equivar.book.verdict_plots import plot_energy_controls, plot_k0_split
+
+    order = ["none", "ring means removed", "k ≥ 1 moved as far"]
+    summary = pd.DataFrame([{"dataset": d, "variant": v, "control": c, "accuracy": 0.5,
+                             "moved": 0.1} for d in ("a", "b") for v in ("west", "sector")
+                            for c in order])
+    fig = plot_energy_controls(summary, order)
+    assert len(fig.axes[0].patches) == 2 * len(order)      # one bar per variant and condition
+    assert len(fig.legends) == 1
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="lacks columns"):
+        plot_energy_controls(summary.drop(columns="moved"), order)
+    split = pd.DataFrame({"dataset": ["a"] * 3, "source": ["cnn", "cnn", "sign noise"],
+                          "part": ["full", "background part", "not clipped"],
+                          "k0 share": [0.3, 0.5, 0.1]})
+    fig = plot_k0_split(split)
+    widths = sorted(p.get_width() for p in fig.axes[0].patches)
+    assert widths == pytest.approx([0.1, 0.3, 0.5])
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="empty"):
+        plot_k0_split(split.iloc[:0])

@@ -37,7 +37,8 @@ def plot_verdicts(rows: pd.DataFrame, sensitivity: pd.DataFrame):
     claims = list(rows["claim"])
     n = len(claims)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.55 * n + 1.6),
-                                      gridspec_kw={"width_ratios": [1.1, 1]}, sharey=True)
+                                      gridspec_kw={"width_ratios": [1.1, 1]}, sharey=True,
+                                      layout="constrained")
     y = np.arange(n)[::-1]
     for yi, (_, r) in zip(y, rows.iterrows()):
         s = 1.0 if r["direction"] == "greater" else -1.0
@@ -48,7 +49,7 @@ def plot_verdicts(rows: pd.DataFrame, sensitivity: pd.DataFrame):
         left.plot([r["threshold"]] * 2, [yi - 0.35, yi + 0.35], color="0.2", ls="--", lw=1)
     left.axvline(0, color="0.4", lw=0.8)
     left.set_yticks(y, claims)
-    left.set_xlabel("statistic, claimed direction > 0 (accuracy difference)")
+    left.set_xlabel("statistic (claimed direction > 0)")
     thresholds = sorted(sensitivity["threshold"].unique())
     index = {t: i for i, t in enumerate(thresholds)}
     for yi, claim in zip(y, claims):
@@ -65,9 +66,64 @@ def plot_verdicts(rows: pd.DataFrame, sensitivity: pd.DataFrame):
     step = max(1, len(thresholds) // 6)
     right.set_xticks(range(0, len(thresholds), step),
                      [f"{t:g}" for t in thresholds[::step]])
-    right.set_xlabel("threshold of the rule (verdict if it were this)")
+    right.set_xlabel("threshold of the rule")
     right.grid(False)
     handles = [Patch(color=c, label=v) for v, c in VERDICT_COLOURS.items()]
-    right.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside right upper", frameon=False)
+    return fig
+
+
+def plot_energy_controls(summary: pd.DataFrame, order):
+    """Chapter 2's energy-matched control: accuracy (mean over seeds, bars) of each invariant
+    model under each condition of ``order`` (clean, ring means removed, and the controls that
+    move the state as far), one panel per dataset; ``summary`` has columns dataset, variant,
+    control, accuracy, moved (mean share of the state moved, printed on each bar)."""
+    missing = [c for c in ("dataset", "variant", "control", "accuracy", "moved")
+               if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary lacks columns {missing}")
+    if summary.empty:
+        raise ValueError("summary is empty: nothing to plot")
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    variants = list(dict.fromkeys(summary["variant"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets) + 1, 3.8),
+                             squeeze=False, sharey=True, layout="constrained")
+    width = 0.8 / len(order)
+    for ax, dataset in zip(axes[0], datasets):
+        part = summary[summary["dataset"] == dataset]
+        for i, control in enumerate(order):
+            rows = part[part["control"] == control].set_index("variant").reindex(variants)
+            x = np.arange(len(variants)) + (i - (len(order) - 1) / 2) * width
+            ax.bar(x, rows["accuracy"], width, color=f"C{i}", label=control)
+        ax.set_xticks(np.arange(len(variants)), variants)
+        ax.set_xlabel(dataset)
+    axes[0][0].set_ylabel("test accuracy (mean over seeds)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
+    return fig
+
+
+def plot_k0_split(summary: pd.DataFrame):
+    """Chapter 3's clipping control: the k = 0 share of the encoded change for the full
+    transferred perturbation and its background and object parts (per source), and for sign
+    noise with and without clipping; one panel per dataset. ``summary``: columns dataset,
+    source, part, k0 share (from :func:`equivar.studies.transfer.split_summary`)."""
+    missing = [c for c in ("dataset", "source", "part", "k0 share") if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary lacks columns {missing}")
+    if summary.empty:
+        raise ValueError("summary is empty: nothing to plot")
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4),
+                             squeeze=False, sharey=True, layout="constrained")
+    for ax, dataset in zip(axes[0], datasets):
+        part = summary[summary["dataset"] == dataset]
+        labels = [f"{s}: {p}" for s, p in zip(part["source"], part["part"])]
+        colours = ["0.6" if s == "sign noise" else "C0" if p == "full" else
+                   "C1" if p == "background part" else "C2"
+                   for s, p in zip(part["source"], part["part"])]
+        y = np.arange(len(part))[::-1]
+        ax.barh(y, part["k0 share"], color=colours)
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.set_xlabel(f"k = 0 share of Δψ ({dataset})")
     return fig

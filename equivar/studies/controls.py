@@ -99,7 +99,8 @@ def reliance_controls(model: QuantumClassifier, grids, labels, seed: int) -> dic
     """Per-image correctness of ``model`` under the ring means removed and its energy-matched
     controls (:data:`RELIANCE_CONTROLS`), and the mean share of the state each moves.
 
-    Returns ``{"correct": {name: (n,) bool}, "moved": {name: mean 1 − fidelity}}``. C3-reliance
+    Returns ``{"predicted": {name: (n,) classes}, "correct": {name: (n,) bool}, "moved":
+    {name: mean 1 − fidelity}}``. C3-reliance
     compares "ring means removed" with "k ≥ 1 moved as far (ring means kept)".
     """
     g = np.asarray(grids, dtype=np.float64)
@@ -114,11 +115,12 @@ def reliance_controls(model: QuantumClassifier, grids, labels, seed: int) -> dic
                 RELIANCE_CONTROLS[2]: fidelity_matched(g, w0, rng, keep_ring_means=True),
                 RELIANCE_CONTROLS[3]: fidelity_matched(g, w0, rng, keep_ring_means=False),
                 RELIANCE_CONTROLS[4]: random_subspace_removed(g, g.shape[-2], rng)}
-    correct, moved = {}, {}
+    predicted, correct, moved = {}, {}, {}
     for name, x in variants.items():
-        correct[name] = predict(model, amplitudes(x)) == labels
-        moved[name] = float(np.mean(1 - fidelity(g, x)))
-    return {"correct": correct, "moved": moved}
+        predicted[name] = predict(model, amplitudes(x))
+        correct[name] = predicted[name] == labels
+        moved[name] = max(0.0, float(np.mean(1 - fidelity(g, x))))   # no -0.0 from round-off
+    return {"predicted": predicted, "correct": correct, "moved": moved}
 
 
 # ------------------------------------------------------------ clipping and background (ch. 3)

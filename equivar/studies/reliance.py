@@ -7,7 +7,10 @@
 * :func:`planted_sector_check`: on the synthetic data, which sector carries the planted
   difference for ring-profile pairs and for angular pairs (the validation of the method);
 * :func:`sector_attribution`: for an invariant model, the contribution Tr[ρ_k M_k] of each
-  independent sector k to the winning logit and to the margin over the runner-up.
+  independent sector k to the winning logit and to the margin over the runner-up;
+* :func:`verdicts`: C3-reliance judged by its pre-registered rule (:data:`equivar.stats.RULES`)
+  on per-image predictions (:func:`correctness`): the ring means removed against an
+  energy-matched control (:mod:`equivar.studies.controls`).
 """
 from __future__ import annotations
 
@@ -17,25 +20,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from equivar import data
+from equivar import data, stats
 from equivar.core import sectors
 from equivar.core.model import QuantumClassifier, amplitudes
 from equivar.core.transforms import TRANSFORMS, swap_sectors
 from equivar.learn.train import accuracy, encode, predict, trained
 from equivar.settings import VARIANT_LABELS, LadderSettings
-from equivar.studies import ladder
+from equivar.studies import controls, ladder, scorecard
 from equivar.runtime import progress as progress_bar
 from equivar.studies.units import Unit
 
 
+def transform_predictions(model: QuantumClassifier, grids, seed: int = 0) -> dict:
+    """Predicted classes (n,) on ``grids`` (n, R, N) after every transformation; {name: array}."""
+    return {t.name: predict(model, amplitudes(t.apply(grids, np.random.default_rng([seed, i]))))
+            for i, t in enumerate(TRANSFORMS)}
+
+
 def transform_accuracies(model: QuantumClassifier, grids, labels, seed: int = 0) -> dict:
     """Accuracy on ``grids`` (n, R, N) after every transformation; {name: accuracy}."""
-    out = {}
     labels = np.asarray(labels)
-    for i, t in enumerate(TRANSFORMS):
-        rng = np.random.default_rng([seed, i])
-        out[t.name] = float((predict(model, amplitudes(t.apply(grids, rng))) == labels).mean())
-    return out
+    return {name: float((pred == labels).mean())
+            for name, pred in transform_predictions(model, grids, seed).items()}
 
 
 def sample_pairs(labels, predictions, n_pairs: int, seed: int, same_pair_type=None):
@@ -155,12 +161,16 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Train (or load) every model of chapter 2 and run every analysis on it.
 
     ``settings``: :class:`equivar.settings.RelianceSettings`. Returns DataFrames ``clean``,
-    ``transforms``, ``follow``, ``attribution``, ``planted`` (one row per dataset, variant,
-    seed and item) and ``notes`` (datasets skipped or replaced).
+    ``transforms``, ``follow``, ``attribution``, ``planted``, ``controls`` (the energy-matched
+    controls of :mod:`equivar.studies.controls`, invariant models on real data) (one row per
+    dataset, variant, seed and item), ``predictions`` (one row per model and condition: every
+    test image's predicted class as a string of digits, and the labels; see
+    :func:`correctness`) and ``notes``.
     """
     names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     seeds = [settings.seed + i for i in range(settings.n_seeds)]
-    rows = {key: [] for key in ("clean", "transforms", "follow", "attribution", "planted")}
+    rows = {key: [] for key in ("clean", "transforms", "follow", "attribution", "planted",
+                                "controls", "predictions")}
     jobs = [(d, s, v) for d in names for s in seeds for v in settings.variants]
     test_sets = {}
     for dataset, seed, variant in progress_bar(jobs, desc="models", disable=not progress):
@@ -177,8 +187,22 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
                               "train_accuracy": record["train_accuracy"][-1],
                               "n_train": record["n_train"], "n_test": len(labels),
                               "cached": record["cached"]})
-        for name, acc in transform_accuracies(model, grids, labels, seed).items():
-            rows["transforms"].append({**tag, "transform": name, "accuracy": acc})
+        for name, pred in transform_predictions(model, grids, seed).items():
+            rows["transforms"].append({**tag, "transform": name,
+                                       "accuracy": float((pred == labels).mean())})
+            rows["predictions"].append({**tag, "condition": name,
+                                        "predicted": encode_classes(pred),
+                                        "labels": encode_classes(labels)})
+        if variant in INVARIANT and dataset != "synthetic":
+            found = controls.reliance_controls(model, grids, labels, seed)
+            for name, ok in found["correct"].items():
+                rows["controls"].append({**tag, "control": name, "accuracy": float(ok.mean()),
+                                         "moved": found["moved"][name]})
+                if name not in TRANSFORM_NAMES:   # those are stored with the transformations
+                    rows["predictions"].append({**tag, "condition": name,
+                                                "predicted": encode_classes(
+                                                    found["predicted"][name]),
+                                                "labels": encode_classes(labels)})
         for row in follow_rates(model, grids, labels, settings.n_pairs, seed).to_dict("records"):
             rows["follow"].append({**tag, **row})
         if model.config.equivariant:
@@ -206,7 +230,7 @@ def summarise(table: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
     return grouped.agg(mean="mean", std=_std, n="count").reset_index()
 
 
-def ring_mean_verdicts(tables: dict[str, pd.DataFrame], n_classes: dict[str, int]) -> pd.DataFrame:
+def reliance_ratios(tables: dict[str, pd.DataFrame], n_classes: dict[str, int]) -> pd.DataFrame:
     """Per dataset and variant, the numbers behind "does it rely on the ring means?".
 
     * ``sufficiency``: (acc with ring means only - chance) / (clean acc - chance);
@@ -242,63 +266,110 @@ def ring_mean_verdicts(tables: dict[str, pd.DataFrame], n_classes: dict[str, int
     return out.rename(columns={"none": "clean", "none_std": "clean_std"}).reset_index()
 
 
-MAINLY, PARTLY, NOT = ("relies mainly on the ring means", "relies on the ring means in part",
-                       "no strong reliance on the ring means detected")
+# ----------------------------------------------------------------- per-image data and verdicts
+
+INVARIANT = ("west", "sector")   # the exactly invariant models the claims are about
+TRANSFORM_NAMES = {t.name for t in TRANSFORMS}
+RELIANCE_FIGURE = "fig-reliance-verdicts"
+CONTROL = controls.RELIANCE_CONTROLS[2]   # k ≥ 1 moved as far, ring means kept
 
 
-def judge(row) -> str:
-    """A plain-language reading of one row of :func:`ring_mean_verdicts` (thresholds: ours).
+def encode_classes(classes) -> str:
+    """Predicted classes (n,) in 0..9 as a string of n digits (compact per-image CSV cells)."""
+    classes = np.asarray(classes)
+    if classes.size and (classes.min() < 0 or classes.max() > 9):
+        raise ValueError(f"classes must lie in 0..9 to be stored as digits, got "
+                         f"{classes.min()}..{classes.max()}")
+    return "".join(map(str, classes.tolist()))
 
-    * mainly: necessity ≥ 50 % and the k = 0 swap moves the label at least 5 points more
-      often than any other sector's swap;
-    * in part: necessity ≥ 25 % or the k = 0 swap moves the label in ≥ 25 % of pairs;
-    * otherwise no strong reliance detected. Undefined for models < 5 points above chance.
+
+def decode_classes(text: str) -> np.ndarray:
+    """Inverse of :func:`encode_classes`."""
+    return np.frombuffer(text.encode(), dtype=np.uint8).astype(np.int64) - ord("0")
+
+
+def correctness(predictions: pd.DataFrame, dataset: str, variant: str,
+                condition: str) -> np.ndarray:
+    """(n_seeds, n_images) bool: which test image each seed's model got right under
+    ``condition`` (a transformation or a control), rows in seed order, from the study's
+    ``predictions`` table."""
+    part = predictions[(predictions["dataset"] == dataset) & (predictions["variant"] == variant)
+                       & (predictions["condition"] == condition)].sort_values("seed")
+    if part.empty:
+        raise ValueError(f"no predictions for {dataset}/{variant} under {condition!r}")
+    return np.stack([decode_classes(p) == decode_classes(y)
+                     for p, y in zip(part["predicted"], part["labels"])])
+
+
+def _pooled(predictions, pairs, condition) -> np.ndarray:
+    return np.concatenate([correctness(predictions, d, v, condition) for d, v in pairs], axis=1)
+
+
+def _seed_p(a, b) -> float:
+    """Two-sided seed-level sign-flip p; 1 with one seed (no sign can be flipped)."""
+    return 1.0 if a.shape[0] < 2 else float(stats.permutation_test_seeds(a, b).pvalue)
+
+
+def verdicts(results: dict[str, pd.DataFrame], n_resamples: int = 10_000):
+    """C3-reliance, judged with :data:`equivar.stats.RULES` (fixed before the run).
+
+    Statistic per image: correct under the energy-matched control (the state moved as far
+    as removing the ring means moves it, within k ≥ 1, ring means kept) minus correct with the
+    ring means removed, i.e. the extra accuracy drop due to *which* part is removed; paired
+    over seeds × test images (two-level bootstrap 95 % CI) with the seed-level sign-flip test.
+
+    Returns (rows, table): ``rows`` the chapter's verdict family for the scorecard (one claim,
+    pooled over the real datasets and the invariant models); ``table`` the same statistic
+    per dataset and model, each judged by the same rule with Holm over those combinations.
     """
-    if not np.isfinite(row["necessity"]):
-        return "too close to chance to judge"
-    k0, other = row["follows_k0"], row["follows_best_k"]
-    k0 = 0.0 if not np.isfinite(k0) else k0
-    other = 0.0 if not np.isfinite(other) else other
-    if row["necessity"] >= 0.5 and k0 >= other + 0.05:
-        return MAINLY
-    if row["necessity"] >= 0.25 or k0 >= 0.25:
-        return PARTLY
-    return NOT
+    pred = results["predictions"]
+    pairs = [(d, v) for (d, v), _ in pred[pred["condition"] == CONTROL]
+             .groupby(["dataset", "variant"], sort=False)]
+    if not pairs:
+        raise ValueError("no energy-matched controls in the results (no invariant model on a "
+                         "real dataset)")
+    rows, found = [], {}
+    for dataset, variant in pairs:
+        a = correctness(pred, dataset, variant, CONTROL)
+        b = correctness(pred, dataset, variant, "ring means removed")
+        clean = correctness(pred, dataset, variant, "none")
+        ci = stats.bootstrap_difference(a, b, n_resamples=n_resamples)
+        found[(dataset, variant)] = (ci, _seed_p(a, b))
+        rows.append({"dataset": dataset, "variant": variant, "clean": clean.mean(),
+                     "ring means removed": b.mean(), "energy-matched control": a.mean(),
+                     "statistic": ci.estimate, "low": ci.low, "high": ci.high,
+                     "p (seeds, raw)": found[(dataset, variant)][1]})
+    table = pd.DataFrame(rows)
+    rule = stats.RULES["C3-reliance"]
+    table["p (Holm)"] = stats.holm(table["p (seeds, raw)"])
+    table["verdict"] = [str(stats.judge(rule, found[k][0], p))
+                        for k, p in zip(pairs, table["p (Holm)"])]
+    a, b = _pooled(pred, pairs, CONTROL), _pooled(pred, pairs, "ring means removed")
+    ci = stats.bootstrap_difference(a, b, n_resamples=n_resamples)
+    scope = "pooled over " + ", ".join(f"{d}/{v}" for d, v in pairs)
+    family = scorecard.judge_rows({"C3-reliance": (ci, _seed_p(a, b))}, stats.RULES,
+                                  {"C3-reliance": RELIANCE_FIGURE}, "02", scope)
+    table.attrs["CI"] = ci.what
+    table.attrs["min p"] = stats.min_pvalue(int(a.shape[0]))
+    return family, table
 
 
-def conclusion_markdown(verdicts: pd.DataFrame, settings) -> str:
-    """The chapter's conclusion as Markdown, generated from :func:`ring_mean_verdicts`."""
-    def pct(value, std):
-        return "n/a" if not np.isfinite(value) else f"{value:.0%} ± {std:.0%}"
-
-    lines, counts = [], {"mainly": 0, "part": 0, "not": 0}
-    for dataset, part in verdicts.groupby("dataset", sort=False):
-        lines.append(f"**{dataset}**" + (" (planted data: both cues informative by design)"
-                                         if dataset == "synthetic" else ""))
-        lines.append("")
-        for _, row in part.iterrows():
-            reading = judge(row)
-            if dataset != "synthetic" and row["variant"] != "baseline":
-                key = {MAINLY: "mainly", PARTLY: "part", NOT: "not"}.get(reading)
-                if key:
-                    counts[key] += 1
-            best = "" if row["best_k"] < 0 else (
-                f" (strongest other sector: k = {row['best_k']}, "
-                f"{pct(row['follows_best_k'], row['follows_best_k_std'])})")
-            lines.append(
-                f"- {VARIANT_LABELS.get(row['variant'], row['variant'])}: clean accuracy "
-                f"{row['clean']:.3f} ± {row['clean_std']:.3f}; ring means alone keep "
-                f"{pct(row['sufficiency'], row['sufficiency_std'])} of the above-chance "
-                f"accuracy, removing them loses {pct(row['necessity'], row['necessity_std'])}; "
-                f"swapping k = 0 moves the label in {pct(row['follows_k0'], row['follows_k0_std'])} "
-                f"of pairs{best}. **Reading: {reading}.**")
-        lines.append("")
-    total = sum(counts.values())
-    if total:
+def conclusion_markdown(family: list[dict], table: pd.DataFrame, settings) -> str:
+    """The chapter's conclusion, generated from :func:`verdicts`."""
+    lines = []
+    for _, r in table.iterrows():
         lines.append(
-            f"Over the real datasets, the invariant models (West's and sector-resolved) rely "
-            f"mainly on the ring means in {counts['mainly']} of {total} dataset–model "
-            f"combinations, in part in {counts['part']}, and show no strong reliance in "
-            f"{counts['not']} (profile `{settings.profile}`, {settings.n_seeds} seed(s); ± are "
-            f"spreads over seeds).")
+            f"- **{r['dataset']}, {VARIANT_LABELS.get(r['variant'], r['variant'])}**: clean "
+            f"{r['clean']:.3f}; ring means removed {r['ring means removed']:.3f}; the same move "
+            f"within k ≥ 1 {r['energy-matched control']:.3f}. Extra drop from removing the "
+            f"ring means: {r['statistic']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}], Holm "
+            f"p = {r['p (Holm)']:.3g}: **{r['verdict']}**.")
+    row = family[0]
+    floor = table.attrs["min p"]
+    lines += ["", f"**C3-reliance, pooled** ({row['scope']}): {row['estimate']:+.3f} "
+              f"[{row['low']:+.3f}, {row['high']:+.3f}], p = {row['p_holm']:.3g}: "
+              f"**{row['verdict']}**. Why: {row['why']}.",
+              "", f"Intervals: {table.attrs['CI']}. Profile `{settings.profile}`, "
+              f"{settings.n_seeds} seed(s): the sign-flip test cannot go below p = {floor:.3g}"
+              + (", so no verdict of this run can be significant." if floor >= 0.05 else ".")]
     return "\n".join(lines)

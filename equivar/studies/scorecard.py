@@ -1,8 +1,8 @@
 """The claims scorecard: every verdict of the book on one page, generated from the run's data.
 
 Each chapter notebook judges its claims with :mod:`equivar.stats` (rules fixed before the run,
-one Holm family per chapter) and writes one row per claim to ``verdicts-NN.json`` in the
-figures directory (:func:`write_verdicts`); :func:`markdown` reads every such file and builds
+one Holm family per chapter) and writes one row per claim to ``verdicts/verdicts-NN.json`` in
+the figures directory (:func:`write_verdicts`); :func:`markdown` reads every such file and builds
 the scorecard page: one line per claim of :data:`CLAIMS` (C1, C2, C3 ×3, C4 per threat model,
 the headline) with its verdict, the statistic and its 95 % CI, the Holm-corrected p, the rule
 and a link to the figure. A claim whose chapter did not run (no file, or no row) reads
@@ -10,6 +10,7 @@ and a link to the figure. A claim whose chapter did not run (no file, or no row)
 """
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -35,11 +36,20 @@ FIELDS = ("claim", "verdict", "statistic", "estimate", "low", "high", "ci", "p_r
 NUMERIC = ("estimate", "low", "high", "p_raw", "p_holm", "threshold")
 
 
+SUBDIR = "verdicts"   # beside the figures, apart from their JSON records
+
+
+def verdict_dir(out_dir: str | os.PathLike | None = None) -> Path:
+    """``<figures dir>/verdicts``: the verdict and per-image prediction files of a run."""
+    return figures_dir(out_dir) / SUBDIR
+
+
 def verdict_path(chapter: str, out_dir: str | os.PathLike | None = None) -> Path:
-    """``<figures dir>/verdicts-<chapter>.json`` (``chapter``: two digits, e.g. ``"02"``)."""
+    """``<figures dir>/verdicts/verdicts-<chapter>.json`` (``chapter``: two digits, e.g.
+    ``"02"``)."""
     if not (len(chapter) == 2 and chapter.isdigit()):
         raise ValueError(f"chapter must be two digits like '02', got {chapter!r}")
-    return figures_dir(out_dir) / f"verdicts-{chapter}.json"
+    return verdict_dir(out_dir) / f"verdicts-{chapter}.json"
 
 
 def judge_rows(found: Mapping[str, tuple[stats.Interval, float | None]],
@@ -104,10 +114,11 @@ def write_verdicts(rows: list[dict], chapter: str,
 
 
 def read_verdicts(directory: str | os.PathLike | None = None) -> dict[str, dict]:
-    """Every verdict row found in ``directory``'s ``verdicts-*.json`` files, by claim.
+    """Every verdict row in the ``verdicts-*.json`` files of ``directory`` (a figures
+    directory; the files live in its ``verdicts`` subdirectory), by claim.
     A claim judged in two files is an error (each claim has one home chapter)."""
     out: dict[str, dict] = {}
-    for path in sorted(figures_dir(directory).glob("verdicts-*.json")):
+    for path in sorted(verdict_dir(directory).glob("verdicts-*.json")):
         try:
             payload = json.loads(path.read_text())
             rows = payload["rows"]
@@ -218,3 +229,18 @@ def sensitivity_table(rows: list[dict], thresholds, rules: Mapping[str, stats.Ru
             out.append({"claim": row["claim"], "threshold": t, "verdict": str(verdict),
                         "preregistered": bool(np.isclose(t, rule.threshold))})
     return pd.DataFrame(out, columns=["claim", "threshold", "verdict", "preregistered"])
+
+
+def write_predictions(table, chapter: str, out_dir: str | os.PathLike | None = None) -> Path:
+    """Write a chapter's per-image predictions (one row per model and condition, the classes
+    as a digit string) to ``verdicts/predictions-<chapter>.csv.gz`` beside its verdicts, so that every
+    statistic can be recomputed; gzip without a timestamp (the same run, the same bytes)."""
+    path = verdict_path(chapter, out_dir).with_name(f"predictions-{chapter}.csv.gz")
+    if "predicted" not in table.columns:
+        raise ValueError(f"a predictions table needs a 'predicted' column, got "
+                         f"{list(table.columns)}")
+    blob = gzip.compress(table.to_csv(index=False).encode(), mtime=0)  # no name, no time
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(blob)
+    return path

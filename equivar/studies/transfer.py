@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 
-from equivar import data
+from equivar import data, stats
 from equivar.adversary import attacks
 from equivar.core import rings, sectors
 from equivar.core.model import amplitudes
@@ -20,8 +20,8 @@ from equivar.core.pipeline import QuantumPipeline
 from equivar.learn import surrogates
 from equivar.learn.train import predict, trained
 from equivar.settings import SAMPLING, VARIANT_LABELS
-from equivar.studies import ladder
-from equivar.studies.reliance import summarise
+from equivar.studies import controls, ladder, scorecard
+from equivar.studies.reliance import INVARIANT, decode_classes, encode_classes, summarise
 from equivar.runtime import progress as progress_bar
 from equivar.studies.units import Unit, train_surrogate
 
@@ -85,12 +85,15 @@ def units(settings) -> list[Unit]:
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Run chapter 3 for :class:`equivar.settings.TransferSettings`; DataFrames keyed by
     ``clean``, ``transfer``, ``noise``, ``energy``, ``restricted``, ``logit_change``,
-    ``surrogates``, ``notes``."""
+    ``surrogates``, ``split`` (the perturbation's background and object parts at the reference
+    ε), ``clipping`` (k = 0 share of sign noise with and without clipping), ``predictions``
+    (every target's predicted class per image, for every perturbation and part; see
+    :func:`correctness`) and ``notes``."""
     models = settings.model_settings()
     names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     seeds = [settings.seed + i for i in range(settings.n_seeds)]
     rows = {k: [] for k in ("clean", "transfer", "noise", "energy", "restricted",
-                            "logit_change", "surrogates")}
+                            "logit_change", "surrogates", "predictions", "split", "clipping")}
     jobs = [(d, s) for d in names for s in seeds]
     bar = progress_bar(total=len(jobs) * (len(settings.surrogates) + len(QUANTUM)) * len(settings.attacks)
                * len(settings.epsilons), desc="attacks", disable=not progress)
@@ -112,15 +115,28 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
             source_ids[variant] = asdict(spec)
         clean_pred = {t: surrogates.predict_images(m, images) for t, m in classifiers.items()}
         tag = {"dataset": dataset, "seed": seed}
+        label_text = encode_classes(labels)
+
+        def keep(target, pred, perturbation, eps, part="full"):
+            rows["predictions"].append({**tag, "target": target, "perturbation": perturbation,
+                                        "eps": float(eps), "part": part,
+                                        "predicted": encode_classes(pred),
+                                        "labels": label_text})
+
         for target, pred in clean_pred.items():
             rows["clean"].append({**tag, "target": target, "accuracy": float((pred == labels).mean())})
+            keep(target, pred, "clean", 0.0)
 
         def score(perturbed, extra, table):
+            name = f"{extra['attack']} from {extra['source']}" if table == "transfer" \
+                else f"{extra['noise']} noise"
             for target, model in classifiers.items():
                 pred = surrogates.predict_images(model, perturbed)
                 rows[table].append({**tag, **extra, "target": target,
                                     "accuracy": float((pred == labels).mean()),
                                     "success_rate": attacks.success_rate(clean_pred[target], pred, labels)})
+                if extra["eps"] > 0:
+                    keep(target, pred, name, extra["eps"])
 
         def energy(perturbed, extra):
             share = attacks.sector_energy_share(images, perturbed).mean(0)
@@ -130,14 +146,41 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
         sectors_all = sectors.independent_sectors(SAMPLING.n_angles)
 
         def restrict(perturbed, extra):
-            for part, keep in zip(PARTS, (sectors_all, [0], sectors_all[1:])):
-                grids = attacks.restricted(images, perturbed, keep)
+            name = f"{extra['attack']} from {extra['source']}" if extra["attack"] != "noise" \
+                else extra["source"]
+            for part, kept in zip(PARTS, (sectors_all, [0], sectors_all[1:])):
+                grids = attacks.restricted(images, perturbed, kept)
                 for variant, model in quantum.items():
                     pred = predict(model, amplitudes(grids))
                     rows["restricted"].append({**extra, **tag, "target": variant, "part": part,
                                                "accuracy": float((pred == labels).mean())})
+                    if part != "full":   # "full" on the grid is the perturbed image itself
+                        keep(variant, pred, name, extra["eps"], part)
+
+        def background(perturbed, extra):
+            """The perturbation's background and object parts (controls.split): k = 0 share
+            of each, and the invariant targets' predictions on each."""
+            parts = controls.split(images, perturbed, settings.background_threshold)
+            for part, x in parts.items():
+                share = controls.k0_share(images, x)
+                rows["split"].append({**tag, **extra, "part": part,
+                                      "k0 share": float(np.mean(share))})
+                if part == "full":
+                    continue
+                for variant in INVARIANT:
+                    if variant in quantum:
+                        pred = predict(quantum[variant], amplitudes(rings.sample_grid(x)))
+                        rows["split"][-1][f"accuracy {variant}"] = float((pred == labels).mean())
+                        keep(variant, pred, f"{extra['attack']} from {extra['source']}",
+                             extra["eps"], part)
 
         for eps in settings.epsilons:
+            if eps > 0:
+                for clip in (False, True):
+                    share = controls.k0_share(images, controls.sign_noise(images, eps, seed,
+                                                                          clip))
+                    rows["clipping"].append({**tag, "eps": eps, "clipped": clip,
+                                             "k0 share": float(np.mean(share))})
             for kind in attacks.NOISES:
                 noisy = attacks.noise(images, eps, kind, seed)
                 score(noisy, {"noise": kind, "eps": eps}, "noise")
@@ -159,6 +202,8 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
                     energy(adv, extra)
                     if source in settings.surrogates and attack == "pgd":
                         restrict(adv, extra)
+                        if np.isclose(eps, settings.reference_eps):
+                            background(adv, extra)
                         for variant in ("west", "sector"):
                             change = attacks.logit_change_by_sector(quantum[variant], images,
                                                                     adv, labels).mean(0)
@@ -307,3 +352,133 @@ def examples(settings, dataset: str, n: int = 3, source: str = "cnn", attack: st
     return {"clean": images[pick], "adversarial": adv[pick], "labels": labels[pick],
             "means_clean": means(images[pick]), "means_adversarial": means(adv[pick]),
             "captions": captions}
+
+
+# ----------------------------------------------------------------- per-image data and verdicts
+
+TRANSFER_FIGURE = "fig-transfer-verdicts"
+FAMILY = ("C3-transfer", "C3-ring-means", "headline")
+
+
+def correctness(predictions: pd.DataFrame, dataset: str, target: str, perturbation: str,
+                eps: float, part: str = "full") -> np.ndarray:
+    """(n_seeds, n_images) bool: which attacked image each seed's ``target`` got right under
+    ``perturbation`` (``"clean"``, ``"pgd from cnn"``, ``"sign noise"``, ...) at ``eps``,
+    whole or only its ``part`` (``"k=0 only"``, ``"k>=1 only"``, ``"background part"``,
+    ``"object part"``); rows in seed order."""
+    p = predictions
+    rows = p[(p["dataset"] == dataset) & (p["target"] == target)
+             & (p["perturbation"] == perturbation) & np.isclose(p["eps"], eps)
+             & (p["part"] == part)].sort_values("seed")
+    if rows.empty:
+        raise ValueError(f"no predictions for {target} on {dataset} under {perturbation!r} "
+                         f"at eps={eps} ({part})")
+    return np.stack([decode_classes(a) == decode_classes(y)
+                     for a, y in zip(rows["predicted"], rows["labels"])])
+
+
+def transferred(predictions, dataset, target, sources, eps, part="full") -> np.ndarray:
+    """Correct under PGD from *every* classical source at ``eps`` (the transfer attacker may
+    pick the surrogate that fools the model): the AND over ``sources``."""
+    out = None
+    for source in sources:
+        ok = correctness(predictions, dataset, target, f"pgd from {source}", eps, part)
+        out = ok if out is None else out & ok
+    return out
+
+
+def _seed_p(a, b) -> float:
+    return 1.0 if a.shape[0] < 2 else float(stats.permutation_test_seeds(a, b).pvalue)
+
+
+def verdicts(results: dict[str, pd.DataFrame], eps: float, n_resamples: int = 10_000):
+    """C3-transfer, C3-ring-means and the headline, judged with :data:`equivar.stats.RULES`
+    (one Holm family), pooled over the real datasets and the invariant models; an image
+    counts as attacked when PGD from any classical surrogate at ``eps`` fools the model.
+
+    * C3-transfer and headline: clean correct minus correct under the transfer attack
+      (thresholds 0.05 and 0.10);
+    * C3-ring-means: correct under the perturbations with their k = 0 part removed (on the
+      sampled grid) minus correct under the full perturbations.
+
+    Paired over seeds × images (two-level bootstrap 95 % CI), seed-level sign-flip test.
+    Returns (rows for the scorecard, a per-dataset-and-model table of the same statistics
+    with sign noise of the same budget beside them, not judged)."""
+    pred = results["predictions"]
+    sources = sorted(set(results["surrogates"]["surrogate"]))
+    pairs = [(d, t) for (d, t), _ in pred[pred["target"].isin(INVARIANT)]
+             .groupby(["dataset", "target"], sort=False)]
+    if not pairs or not sources:
+        raise ValueError("no invariant targets or no classical surrogates in the results")
+    parts = {"clean": [], "attacked": [], "no k=0": []}
+    rows = []
+    for dataset, target in pairs:
+        clean = correctness(pred, dataset, target, "clean", 0.0)
+        attacked = transferred(pred, dataset, target, sources, eps)
+        no_k0 = transferred(pred, dataset, target, sources, eps, "k>=1 only")
+        noise = correctness(pred, dataset, target, "sign noise", eps)
+        for key, value in zip(parts, (clean, attacked, no_k0)):
+            parts[key].append(value)
+        drop = stats.bootstrap_difference(clean, attacked, n_resamples=n_resamples)
+        via = stats.bootstrap_difference(no_k0, attacked, n_resamples=n_resamples)
+        rows.append({"dataset": dataset, "target": target, "clean": clean.mean(),
+                     "transferred": attacked.mean(), "sign noise": noise.mean(),
+                     "k=0 part removed": no_k0.mean(),
+                     "transfer drop": drop.estimate, "drop low": drop.low,
+                     "drop high": drop.high, "ring-mean effect": via.estimate,
+                     "effect low": via.low, "effect high": via.high})
+    pooled = {k: np.concatenate(v, axis=1) for k, v in parts.items()}
+    drop = stats.bootstrap_difference(pooled["clean"], pooled["attacked"],
+                                      n_resamples=n_resamples)
+    p_drop = _seed_p(pooled["clean"], pooled["attacked"])
+    via = stats.bootstrap_difference(pooled["no k=0"], pooled["attacked"],
+                                     n_resamples=n_resamples)
+    found = {"C3-transfer": (drop, p_drop),
+             "C3-ring-means": (via, _seed_p(pooled["no k=0"], pooled["attacked"])),
+             "headline": (drop, p_drop)}
+    scope = (f"PGD at ε = {eps:g} from any of {', '.join(sources)}; pooled over "
+             + ", ".join(f"{d}/{t}" for d, t in pairs))
+    family = scorecard.judge_rows(found, stats.RULES, {c: TRANSFER_FIGURE for c in found},
+                                  "03", scope)
+    table = pd.DataFrame(rows)
+    table.attrs["CI"] = drop.what
+    table.attrs["min p"] = stats.min_pvalue(int(pooled["clean"].shape[0]))
+    return family, table
+
+
+def split_summary(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Mean k = 0 share of the encoded change, and the invariant targets' accuracy, for the
+    full transferred PGD perturbation and its background and object parts, per dataset and
+    source (over seeds); sign noise with and without clipping as extra rows."""
+    sp = results["split"]
+    cols = [c for c in sp.columns if c == "k0 share" or c.startswith("accuracy ")]
+    out = sp.groupby(["dataset", "source", "part"], sort=False)[cols].mean().reset_index()
+    clip = results["clipping"].groupby(["dataset", "eps", "clipped"], sort=False)[
+        "k0 share"].mean().reset_index()
+    clip["source"] = "sign noise"
+    clip["part"] = np.where(clip["clipped"], "clipped to [0, 1]", "not clipped")
+    return pd.concat([out, clip.drop(columns="clipped")], ignore_index=True)
+
+
+def verdict_markdown(family: list[dict], table: pd.DataFrame, eps: float, settings) -> str:
+    """The chapter's verdicts in words, generated from :func:`verdicts`."""
+    lines = []
+    for _, r in table.iterrows():
+        lines.append(
+            f"- **{r['dataset']}, {VARIANT_LABELS[r['target']]}**: clean {r['clean']:.3f}, "
+            f"under transferred PGD (worst surrogate per image) {r['transferred']:.3f}, under "
+            f"sign noise of the same budget {r['sign noise']:.3f}; with the ring-mean part of "
+            f"every perturbation removed {r['k=0 part removed']:.3f} (effect of the ring-mean "
+            f"part {r['ring-mean effect']:+.3f} [{r['effect low']:+.3f}, "
+            f"{r['effect high']:+.3f}]).")
+    lines.append("")
+    for row in family:
+        lines.append(f"- **{row['claim']}** ({stats.RULES[row['claim']].description}) "
+                     f"{row['estimate']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}], Holm "
+                     f"p = {row['p_holm']:.3g}: **{row['verdict']}**.")
+    floor = table.attrs["min p"]
+    lines += ["", f"Pooled over: {family[0]['scope']}. Intervals: {table.attrs['CI']}. Profile "
+              f"`{settings.profile}`, {settings.n_seeds} seed(s): the sign-flip test cannot go "
+              f"below p = {floor:.3g}"
+              + (", so no verdict of this run can be significant." if floor >= 0.05 else ".")]
+    return "\n".join(lines)
