@@ -6,7 +6,8 @@ download links to the figure's PDF, PNG, CSV (the plotted numbers) and JSON (pro
 the ready-to-paste citation (:func:`equivar.book.site.cite_figure`). The links are Sphinx
 download references, so the build copies the four files into the site (``_downloads/``) and a
 missing file is a build warning (an error under ``-W``). A caption that differs from the one
-recorded in the JSON is a warning too: the caption is written once, in the page.
+recorded in the JSON is a warning too: the caption is written once, in the page. In the PDF
+the links become the files' names.
 
 Enabled in ``_config.yml`` (``sphinx.extra_extensions``).
 """
@@ -81,8 +82,25 @@ def add_figure_files(app, doctree) -> None:
             figure.parent.insert(figure.parent.index(figure) + 1, para)
 
 
+def name_files_outside_html(app, doctree, docname) -> None:
+    """``doctree-resolved`` handler: in the PDF a download link leads nowhere, so it shows the
+    file's name in ``book/figures/`` instead."""
+    if app.builder.format == "html":
+        return
+    for para in doctree.findall(nodes.paragraph):
+        if "figure-files" not in para["classes"]:
+            continue
+        for ref in list(para.findall(addnodes.download_reference)):
+            ref.replace_self(nodes.literal(text=Path(ref["reftarget"]).name))
+        for strong in para.findall(nodes.strong):
+            if strong.astext() == "Files: ":
+                strong.replace_self(nodes.strong(text="Files (book/figures/ in the repository): "))
+                break
+
+
 def setup(app):
     app.add_config_value("equivar_figures_dir", "book/figures", "env")
     # before the builtin collectors (priority 500) turn download references into files
     app.connect("doctree-read", add_figure_files, priority=400)
+    app.connect("doctree-resolved", name_files_outside_html)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -250,13 +250,15 @@ def _pdf_pages(path: Path) -> int | None:
 
 def write_generated_pages() -> None:
     out = generated_dir()
+    from equivar.book.tables import wrap_long_tables
+
     for name, text in (("settings.md", settings_page()), ("timings.md", timings_page()),
                        ("benchmark.md", benchmark_page()),
                        ("threads.md", benchmark_page("threads.md",
                                                      "python benchmarks/threads.py")),
                        ("figures.md", figures_page()), ("pdf.md", pdf_page())):
         with atomic_path(out / name) as tmp:
-            tmp.write_text(text)
+            tmp.write_text(wrap_long_tables(text))  # long tables wrap in the PDF too
 
 
 def check_chapters(chapters_dir: Path | None = None) -> list[str]:

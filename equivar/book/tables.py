@@ -14,6 +14,47 @@ import pandas as pd
 
 Format = str | Callable[[object], str]
 
+# Sphinx typesets a table of more than 30 rows as a LaTeX longtable whose columns never wrap, so
+# a wide one runs off the PDF page; a {tabularcolumns} spec of wrapping columns prevents that.
+LONG_TABLE_ROWS = 30
+
+
+def latex_columns(widths: list[float]) -> str:
+    """A MyST ``{tabularcolumns}`` directive of wrapping LaTeX columns (Sphinx's ``\\Y``), each
+    as wide as its share of ``widths`` (e.g. the longest cell of each column)."""
+    weights = [max(float(w), 1.0) ** 0.5 for w in widths]  # damp: short columns stay legible
+    total = sum(weights)
+    spec = "|".join(f"\\Y{{{0.94 * w / total:.3f}}}" for w in weights)
+    return f"```{{tabularcolumns}} |{spec}|\n```\n\n"
+
+
+def wrap_long_tables(markdown: str) -> str:
+    """``markdown`` with a :func:`latex_columns` spec before every pipe table longer than
+    :data:`LONG_TABLE_ROWS` rows (the HTML is unchanged)."""
+    lines, out, i = markdown.splitlines(keepends=True), [], 0
+    while i < len(lines):
+        is_table = (lines[i].lstrip().startswith("|") and i + 1 < len(lines)
+                    and set(lines[i + 1].strip()) <= set("|-: ") and "-" in lines[i + 1])
+        if not is_table:
+            out.append(lines[i])
+            i += 1
+            continue
+        end = i
+        while end < len(lines) and lines[end].lstrip().startswith("|"):
+            end += 1
+        rows = [_cells(line) for line in lines[i:end] if not set(line.strip()) <= set("|-: ")]
+        if len(rows) - 1 > LONG_TABLE_ROWS:
+            n = len(rows[0])
+            widths = [max(len(r[c]) if c < len(r) else 0 for r in rows) for c in range(n)]
+            out.append(latex_columns(widths))
+        out.extend(lines[i:end])
+        i = end
+    return "".join(out)
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
 
 class Table:
     """A rendered table: ``_repr_markdown_`` for the book, ``repr`` (aligned text) for nbval
@@ -27,7 +68,7 @@ class Table:
         rule = "|" + "|".join("---" for _ in self.frame.columns) + "|"
         rows = ["| " + " | ".join(_escape(v) for v in row) + " |"
                 for row in self.frame.itertuples(index=False)]
-        return "\n".join([header, rule, *rows]) + "\n"
+        return wrap_long_tables("\n".join([header, rule, *rows]) + "\n")
 
     def __repr__(self) -> str:
         return self.frame.to_string(index=False)
