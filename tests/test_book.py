@@ -181,15 +181,16 @@ def test_output_problems_finds_progress_bars_warnings_paths_and_errors():
 def test_the_build_refuses_a_failed_or_missing_chapter(tmp_path):
     import nbformat
 
-    for chapter in notebooks.chapters():
+    chapters = book.toc_chapters()
+    assert [c.stem for c in chapters[:2]] == ["01_twirl", "02_sector_reliance"]
+    for chapter in chapters:
         nbformat.write(_notebook([]), tmp_path / chapter.path.name)
     assert book.check_chapters(tmp_path) == []
-    first = notebooks.chapters()[0]
-    nbformat.write(_notebook([], exception=True), tmp_path / first.path.name)
-    (tmp_path / notebooks.chapters()[1].path.name).unlink()
+    nbformat.write(_notebook([], exception=True), tmp_path / chapters[0].path.name)
+    (tmp_path / chapters[1].path.name).unlink()
     problems = "\n".join(book.check_chapters(tmp_path))
-    assert f"{first.path.name}: its run failed" in problems
-    assert f"{notebooks.chapters()[1].path.name}: missing" in problems
+    assert f"{chapters[0].path.name}: its run failed" in problems
+    assert f"{chapters[1].path.name}: missing" in problems
 
 
 def test_figure_index_links_every_file_of_every_figure(tmp_path, monkeypatch):
@@ -222,7 +223,7 @@ def test_committed_chapters_show_no_progress_warnings_or_machine_paths():
     import nbformat
     import pytest
 
-    for chapter in notebooks.chapters():
+    for chapter in book.toc_chapters():
         nb = nbformat.read(ROOT / "book" / "chapters" / chapter.path.name, as_version=4)
         if "equivar" not in nb.metadata:
             pytest.skip("book/chapters holds the first edition's paper run (made before "

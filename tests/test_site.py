@@ -75,7 +75,7 @@ def test_mathjax_is_served_with_the_book(html):
 def test_every_figure_links_its_four_files_and_citation(html):
     records = {r["id"]: r for r in book.figure_records()}
     seen = set()
-    for chapter in notebooks.chapters():
+    for chapter in book.toc_chapters():
         soup = BeautifulSoup((html / "book" / "chapters" / f"{chapter.stem}.html").read_text(),
                              "html.parser")
         for figure in soup.find_all("figure"):
@@ -93,7 +93,7 @@ def test_every_figure_links_its_four_files_and_citation(html):
                 assert target.read_bytes() == (book.figures_dir() / target.name).read_bytes()
             assert f"Fig. {name}" in files.get_text() and "commit" in files.get_text()
             seen.add(name)
-    shown = {m["name"].strip() for ch in notebooks.chapters()
+    shown = {m["name"].strip() for ch in book.toc_chapters()
              for m in notebooks.FIGURE.finditer(
                  "\n".join(c["source"] if isinstance(c["source"], str) else "".join(c["source"])
                            for c in json.loads((ROOT / "book" / "chapters" /
@@ -112,7 +112,7 @@ def test_figure_index_links_every_file(html):
 
 def test_outputs_show_no_progress_bars_warnings_or_machine_paths(html):
     found = []
-    for chapter in notebooks.chapters():
+    for chapter in book.toc_chapters():
         soup = BeautifulSoup((html / "book" / "chapters" / f"{chapter.stem}.html").read_text(),
                              "html.parser")
         for output in soup.select("div.cell_output"):
@@ -129,7 +129,7 @@ def test_outputs_show_no_progress_bars_warnings_or_machine_paths(html):
 def test_pages_show_no_pandas_truncation_or_dtype_lines(html):
     """Tables are tables: no "..." cut, no pandas Series footer (chapters run by this edition)."""
     found = []
-    for chapter in notebooks.chapters():
+    for chapter in book.toc_chapters():
         nb = json.loads((ROOT / "book" / "chapters" / chapter.path.name).read_text())
         if "equivar" not in nb["metadata"]:
             continue  # the first edition's run; the next paper run is checked

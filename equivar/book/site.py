@@ -261,14 +261,25 @@ def write_generated_pages() -> None:
             tmp.write_text(wrap_long_tables(text))  # long tables wrap in the PDF too
 
 
+def toc_chapters() -> list[notebooks.Chapter]:
+    """The chapters the book renders: those ``_toc.yml`` lists (``book/chapters/<stem>``)."""
+    import yaml
+
+    toc = yaml.safe_load((project_root() / "_toc.yml").read_text())
+    listed = [c["file"].split("/")[-1] for part in toc.get("parts", [])
+              for c in part.get("chapters", []) if c["file"].startswith("book/chapters/")]
+    return [notebooks.find(stem) for stem in listed]
+
+
 def check_chapters(chapters_dir: Path | None = None) -> list[str]:
-    """Problems that must stop a build: a chapter missing from ``book/chapters`` or one whose
-    run failed (papermill's exception flag or an error output). Empty when all is well."""
+    """Problems that must stop a build: a chapter of the book (:func:`toc_chapters`) missing
+    from ``book/chapters`` or one whose run failed (papermill's exception flag or an error
+    output). Empty when all is well."""
     import nbformat
 
     folder = chapters_dir or notebooks.book_chapters_dir()
     problems = []
-    for chapter in notebooks.chapters():
+    for chapter in toc_chapters():
         path = folder / chapter.path.name
         if not path.exists():
             problems.append(f"{path}: missing (run `equivar run {chapter.id}`)")
