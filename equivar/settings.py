@@ -435,6 +435,10 @@ class BaselineSettings(Settings):
     budget: int = setting(4, "ours", "configurations tried per dataset and baseline, drawn "
                                      "without replacement from the grid below (as the quantum "
                                      "models' selection budget)")
+    selection_seed: int = setting(0, "ours", "seed of the configuration sample and of the "
+                                             "selection trials (fixed, as the quantum models' "
+                                             "selection, so that every seed's baseline has the "
+                                             "same settings however a sweep is split)")
     lrs: tuple[float, ...] = setting((0.003, 0.01), "ours", "Adam steps of the grid")
     weight_decays: tuple[float, ...] = setting((0.0, 1e-4, 1e-3, 1e-2), "ours",
                                                "L2 penalties of the grid (Adam's weight decay)")
@@ -457,7 +461,7 @@ class BaselineSettings(Settings):
     def validate(self) -> None:
         self._at_least(1, "n_seeds", "n_valid", "budget", "max_epochs", "batch_size",
                        "n_white_box", "white_box_steps", "white_box_restarts", "n_resamples")
-        self._at_least(0, "patience")
+        self._at_least(0, "patience", "selection_seed")
         self._within("baselines", BASELINES)
         self._within("quantum", VARIANTS)
         for name in ("lrs", "weight_decays", "mlp_widths", "cnn_widths"):
@@ -491,4 +495,65 @@ class BaselineSettings(Settings):
                       n_resamples=200),
         "default": dict(),
         "paper": dict(n_seeds=3, n_valid=1000, budget=8, n_white_box=400),
+    }
+
+
+@dataclass(frozen=True)
+class OpenSettings(Settings):
+    """Chapter 5: what the paper leaves open (rotations at any angle, finer sampling, finite
+    shots, hardware noise)."""
+
+    seed: int = setting(0, "ours", "the seed of chapters 2-4's first models, surrogates and "
+                                   "attacked images (their cache entries are reused); one seed")
+    datasets: tuple[str, ...] = setting(
+        ("fashion-mnist", "mnist", "digits"), "ours",
+        "the 10-class datasets of chapters 2-4 (upright names; each is also used rotated, as "
+        "'<name>+rot'); mnist falls back to mnist-5k without network")
+    n_eval: int = setting(500, "ours", "test images per dataset for the invariance gap, the "
+                                       "train/test rotation matrix, reliance and shots")
+    gap_angles: int = setting(33, "ours", "angles in [0, 2π] of the invariance-gap curve, "
+                                          "equally spaced (8j + 1 of them hit every multiple of "
+                                          "2π/8)")
+    shots: tuple[int, ...] = setting(
+        (10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000), "ours",
+        "shots per readout (per sector for the sector margins): 10 to 10^5, as issue 14 asks")
+    n_noise: int = setting(100, "ours", "test images per noisy evaluation (density matrices: "
+                                        "O(D³) per image and layer)")
+    noise_rates: tuple[float, ...] = setting(
+        (1e-4, 1e-3, 1e-2), "ours", "error probability per qubit after each layer, and per "
+                                    "radial qubit at readout: typical two-qubit gate and "
+                                    "readout errors of current hardware span 1e-4 to 1e-2")
+    reference_eps: float = setting(0.1, "ours", "ε of the transferred PGD (chapter 3's "
+                                                "reference ε; its stored sets are reused)")
+    grids: bool = setting(True, "ours", "score chapter 2's capacity-ladder models (16 angles, "
+                                        "ring offsets, more rings) for reliance and transfer")
+
+    def validate(self) -> None:
+        self._at_least(1, "n_eval", "n_noise")
+        if self.gap_angles < 9 or (self.gap_angles - 1) % SAMPLING.n_angles:
+            raise ValueError(f"gap_angles must be {SAMPLING.n_angles}j + 1 ≥ 9 (so that every "
+                             f"multiple of 2π/{SAMPLING.n_angles} is on the curve), got "
+                             f"{self.gap_angles!r}")
+        if not self.shots or min(self.shots) < 1 or list(self.shots) != sorted(set(self.shots)):
+            raise ValueError(f"shots must be increasing positive integers, got {self.shots!r}")
+        self._in_unit_interval("noise_rates")
+        self._in_unit_interval("reference_eps")
+        bad = [d for d in self.datasets if d.endswith("+rot") or d in ("synthetic", "mnist-rot")]
+        if bad:
+            raise ValueError(f"datasets are the upright 10-class sets whose rotated versions "
+                             f"the package builds, got {bad}")
+
+    def model_settings(self) -> "RelianceSettings":
+        """Chapter 2's settings for the upright models (their cache entries are reused)."""
+        return RelianceSettings.for_profile(self.profile, seed=self.seed, n_seeds=1)
+
+    def transfer_settings(self) -> "TransferSettings":
+        """Chapter 3's settings (surrogates, PGD, attacked images)."""
+        return TransferSettings.for_profile(self.profile, seed=self.seed, n_seeds=1)
+
+    PROFILES: ClassVar[dict[str, dict]] = {
+        "smoke": dict(datasets=("digits",), n_eval=60, gap_angles=17,
+                      shots=(10, 100, 1000, 10000, 100000), n_noise=20, noise_rates=(1e-3, 1e-2)),
+        "default": dict(),
+        "paper": dict(n_eval=1000, gap_angles=65, n_noise=200),
     }
