@@ -494,7 +494,7 @@ class BaselineSettings(Settings):
                       budget=2, max_epochs=6, patience=2, n_white_box=30, white_box_steps=5,
                       n_resamples=200),
         "default": dict(),
-        "paper": dict(n_seeds=3, n_valid=1000, budget=8, n_white_box=400),
+        "paper": dict(n_seeds=10, n_valid=1000, budget=8, n_white_box=400),
     }
 
 

@@ -216,3 +216,44 @@ def test_the_notebooks_transfer_settings_name_the_images():
     assert p[p["threat"] == "white-box"]["image"].max() + 1 == 20  # n_white_box capped by images
     images, labels = transfer.attacked_images(ts, "digits")
     assert np.array_equal(p[p["threat"] == "clean"].sort_values("image")["label"], labels)
+
+
+def test_selection_does_not_depend_on_the_seed_split(settings):
+    from dataclasses import replace
+
+    later = replace(settings, seed=3)
+    assert baselines.configurations(later, "sector-mlp") == \
+        baselines.configurations(settings, "sector-mlp")
+    assert baselines.selection(later, "digits", "ring-mlp")[1] == \
+        baselines.selection(settings, "digits", "ring-mlp")[1]
+
+
+def test_units_fill_the_cache_the_study_reads(results, settings):
+    from equivar import cache
+
+    units = baselines.units(settings)
+    assert {u.stage for u in units} == {1, 2}
+    assert len([u for u in units if u.stage == 2]) == \
+        settings.n_seeds * len(settings.baselines + settings.quantum)
+    seen = []
+    real = cache.cached
+
+    def spy(kind, params, compute, fmt="pt"):
+        result, hit = real(kind, params, compute, fmt)
+        seen.append((kind, hit))
+        return result, hit
+
+    import equivar.studies.baselines as module
+    module.cached = spy
+    try:
+        for unit in units:
+            unit()
+    finally:
+        module.cached = real
+    # the study already computed every white-box evaluation: the units find them all
+    assert seen and all(hit for kind, hit in seen if kind == "threat")
+
+
+def test_unknown_targets_are_refused(settings):
+    with pytest.raises(ValueError, match="'resnet' is neither a baseline nor a quantum model"):
+        baselines.target(settings, "digits", 0, "resnet")

@@ -36,6 +36,7 @@ from equivar.learn.train import predict, trained
 from equivar.runtime import progress as progress_bar
 from equivar.settings import SAMPLING, VARIANT_LABELS
 from equivar.studies import ladder, transfer
+from equivar.studies.units import Unit
 
 PARTS = transfer.PARTS  # full perturbation, its k = 0 part, its k >= 1 part (on the grid)
 THREATS = ("clean", "transfer", "transfer (pgd)", "white-box")
@@ -54,7 +55,7 @@ def configurations(settings, kind: str) -> list[dict]:
                                                                            settings.mlp_widths)
     grid = [dict(zip(("lr", "weight_decay", "width"), v)) for v in
             itertools.product(settings.lrs, settings.weight_decays, widths)]
-    rng = np.random.default_rng([settings.seed, 11, classical.RING_KINDS.index(kind)
+    rng = np.random.default_rng([settings.selection_seed, 11, classical.RING_KINDS.index(kind)
                                  if kind in classical.RING_KINDS else 3])
     pick = np.sort(rng.choice(len(grid), size=min(settings.budget, len(grid)), replace=False))
     return [grid[i] for i in pick]
@@ -70,13 +71,14 @@ def spec(settings, dataset: str, kind: str, seed: int, config: dict) -> classica
 
 
 def selection(settings, dataset: str, kind: str) -> tuple[pd.DataFrame, dict]:
-    """Train every configuration of :func:`configurations` (first seed) and choose the one with
+    """Train every configuration of :func:`configurations` (``settings.selection_seed``: its
+    weights and training subset) and choose the one with
     the highest validation accuracy (ties: lower validation loss, then the first tried). Returns
     the table of all tried (column ``chosen`` marks the choice) and the chosen config."""
     rows = []
     for config in configurations(settings, kind):
-        _, record = classical.trained_baseline(spec(settings, dataset, kind, settings.seed,
-                                                    config))
+        _, record = classical.trained_baseline(spec(settings, dataset, kind,
+                                                    settings.selection_seed, config))
         rows.append({"dataset": dataset, "baseline": kind, **config,
                      "valid_accuracy": record["kept_valid_accuracy"],
                      "valid_loss": record["kept_valid_loss"], "epoch": record["best_epoch"],
@@ -134,33 +136,66 @@ def white_box(model: torch.nn.Module, model_id: dict, images, labels, epsilons, 
 
 # ----------------------------------------------------------------- the study
 
-def _targets(settings, dataset: str, seed: int) -> dict:
-    """Every scored model of one dataset and seed: name → (pixel classifier, id, grid scorer
-    or None, kind of row, record)."""
-    out, rows = {}, []
-    for kind in settings.baselines:
-        _, chosen = selection(settings, dataset, kind)
-        s = spec(settings, dataset, kind, seed, chosen)
+def target(settings, dataset: str, seed: int, name: str):
+    """One scored model of ``dataset`` and ``seed``: a baseline kind (its configuration chosen
+    on validation, trained on the seed's subset) or a quantum variant (chapter 2's model).
+    Returns (pixel classifier, identity for the cache, grid scorer or None, row for the
+    ``models`` table); the grid scorer maps ring grids to predicted classes for the models
+    that read the image only on the grid."""
+    if name in settings.baselines:
+        _, chosen = selection(settings, dataset, name)
+        s = spec(settings, dataset, name, seed, chosen)
         model, record = classical.trained_baseline(s)
-        grid_scorer = None
-        if kind in classical.RING_KINDS:
-            grid_scorer = lambda g, m=model: m.forward_grids(torch.as_tensor(g)).argmax(1).numpy()
-        out[kind] = (model, {"baseline": asdict(s)}, grid_scorer)
-        rows.append({"dataset": dataset, "seed": seed, "target": kind, "family": "classical",
-                     "valid_accuracy": record["kept_valid_accuracy"], "n_train": record["n_train"],
-                     "train_seconds": record["seconds"]})
-    for variant in settings.quantum:
-        qspec = ladder.model_spec(settings.model_settings(), dataset, variant, seed)
-        qmodel, record = trained(qspec, progress=False)
-        grid_scorer = None
-        if variant != "baseline":
-            grid_scorer = lambda g, m=qmodel: predict(m, amplitudes(g))
-        out[variant] = (QuantumPipeline(qmodel), asdict(qspec), grid_scorer)
-        valid = record["valid_accuracy"]
-        rows.append({"dataset": dataset, "seed": seed, "target": variant, "family": "quantum",
-                     "valid_accuracy": valid[record["best_epoch"] - 1] if valid else np.nan,
-                     "n_train": record["n_train"], "train_seconds": record["seconds"]})
-    return out, rows
+        scorer = None
+        if name in classical.RING_KINDS:
+            scorer = lambda g: model.forward_grids(torch.as_tensor(g)).argmax(1).numpy()
+        row = {"family": "classical", "valid_accuracy": record["kept_valid_accuracy"]}
+        return model, {"baseline": asdict(s)}, scorer, {**row, "n_train": record["n_train"],
+                                                        "train_seconds": record["seconds"]}
+    if name not in settings.quantum:
+        raise ValueError(f"{name!r} is neither a baseline nor a quantum model of the settings "
+                         f"({settings.baselines + settings.quantum})")
+    qspec = ladder.model_spec(settings.model_settings(), dataset, name, seed)
+    qmodel, record = trained(qspec, progress=False)
+    scorer = (lambda g: predict(qmodel, amplitudes(g))) if name != "baseline" else None
+    valid = record["valid_accuracy"]
+    row = {"family": "quantum", "valid_accuracy": valid[record["best_epoch"] - 1] if valid
+           else np.nan, "n_train": record["n_train"], "train_seconds": record["seconds"]}
+    return QuantumPipeline(qmodel), asdict(qspec), scorer, row
+
+
+def white_box_of(settings, dataset: str, seed: int, name: str, transfer_settings=None):
+    """:func:`white_box` on the first ``n_white_box`` of chapter 3's attacked images for the
+    model ``name`` of ``seed`` at every ε of chapter 3 (cached): also a unit of the sweep."""
+    ts = settings.transfer_settings() if transfer_settings is None else transfer_settings
+    images, labels = transfer.attacked_images(ts, dataset)
+    model, model_id, _, _ = target(settings, dataset, seed, name)
+    return white_box(model, model_id, images[:settings.n_white_box],
+                     labels[:settings.n_white_box], ts.epsilons, settings, seed)
+
+
+def _select(settings, dataset: str, kind: str) -> None:
+    selection(settings, dataset, kind)
+
+
+def _white_box_unit(settings, dataset: str, seed: int, name: str) -> None:
+    white_box_of(settings, dataset, seed, name)
+
+
+def units(settings) -> list[Unit]:
+    """The section's expensive work for a sweep: every baseline's selection (stage 1) and
+    every white-box evaluation (stage 2; the quantum models are chapter 3's stage-1 units, the
+    transfer sets its stage-2 units). Keys name one seed each, so a sweep split by seeds
+    computes the same entries."""
+    names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
+    out = [Unit(1, f"baseline selection {d}/{k}", _select, (settings, d, k))
+           for d in names for k in settings.baselines]
+    for d in names:
+        for seed in range(settings.seed, settings.seed + settings.n_seeds):
+            own = replace(settings, seed=seed, n_seeds=1)
+            out += [Unit(2, f"white-box {d}/{name}/seed {seed}", _white_box_unit,
+                         (own, d, seed, name)) for name in settings.baselines + settings.quantum]
+    return out
 
 
 def study(settings, progress: bool = True, transfer_settings=None) -> dict[str, pd.DataFrame]:
@@ -191,20 +226,23 @@ def study(settings, progress: bool = True, transfer_settings=None) -> dict[str, 
             images, labels = transfer.attacked_images(own, dataset)
             tag = {"dataset": dataset, "seed": seed}
             clock = time.perf_counter()
-            targets, model_rows = _targets(settings, dataset, seed)
-            rows["models"] += model_rows
+            targets = {}
+            for name in settings.baselines + settings.quantum:
+                model, model_id, scorer, row = target(settings, dataset, seed, name)
+                targets[name] = (model, model_id, scorer)
+                rows["models"].append({**tag, "target": name, **row})
             rows["seconds"].append({**tag, "stage": "train", "seconds":
                                     time.perf_counter() - clock})
 
-            def record(target, threat, source, attack, eps, pred, lab):
+            def record(who, threat, source, attack, eps, pred, lab):
                 rows["predictions"].append(pd.DataFrame({
-                    **tag, "target": target, "threat": threat, "source": source,
+                    **tag, "target": who, "threat": threat, "source": source,
                     "attack": attack, "eps": float(eps), "image": np.arange(len(lab)),
                     "label": lab, "prediction": pred, "correct": pred == lab}))
 
             clock = time.perf_counter()
-            for target, (model, _, _) in targets.items():
-                record(target, "clean", "none", "none", 0.0, predict_images(model, images),
+            for who, (model, _, _) in targets.items():
+                record(who, "clean", "none", "none", 0.0, predict_images(model, images),
                        labels)
             sets = {source: transfer.adversarial_sets(own, dataset, seed, source)
                     for source in ts.surrogates}
@@ -212,8 +250,8 @@ def study(settings, progress: bool = True, transfer_settings=None) -> dict[str, 
                 for (attack, eps), adv in crafted.items():
                     if eps == 0:
                         continue
-                    for target, (model, _, _) in targets.items():
-                        record(target, "transfer", source, attack, eps,
+                    for who, (model, _, _) in targets.items():
+                        record(who, "transfer", source, attack, eps,
                                predict_images(model, adv), labels)
             rows["seconds"].append({**tag, "stage": "transfer", "seconds":
                                     time.perf_counter() - clock})
@@ -229,24 +267,24 @@ def study(settings, progress: bool = True, transfer_settings=None) -> dict[str, 
             for source, attack, eps, adv in perturbations:
                 for part, keep in zip(PARTS, (full, [0], full[1:])):
                     grids = attacks.restricted(images, adv, keep)
-                    for target, (_, _, scorer) in targets.items():
+                    for who, (_, _, scorer) in targets.items():
                         if scorer is not None:
                             rows["restricted"].append({
-                                **tag, "target": target, "source": source, "attack": attack,
+                                **tag, "target": who, "source": source, "attack": attack,
                                 "eps": float(eps), "part": part,
                                 "accuracy": float((scorer(grids) == labels).mean())})
             rows["seconds"].append({**tag, "stage": "sector parts", "seconds":
                                     time.perf_counter() - clock})
 
             wx, wy = images[:settings.n_white_box], labels[:settings.n_white_box]
-            for target, (model, model_id, _) in targets.items():
+            for who, (model, model_id, _) in targets.items():
                 clock = time.perf_counter()
                 result = white_box(model, model_id, wx, wy, ts.epsilons, settings, seed)
                 for name in WHITE_BOX:
                     for e, eps in enumerate(result["epsilons"]):
                         if eps > 0:
-                            record(target, "white-box", "self", name, eps, result[name][e], wy)
-                rows["seconds"].append({**tag, "stage": f"white-box {target}", "seconds":
+                            record(who, "white-box", "self", name, eps, result[name][e], wy)
+                rows["seconds"].append({**tag, "stage": f"white-box {who}", "seconds":
                                         time.perf_counter() - clock})
             bar.update(1)
     bar.close()
