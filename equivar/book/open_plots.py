@@ -16,9 +16,17 @@ def _label(model: str) -> str:
     return MODEL_LABELS.get(model, model)
 
 
+def _legend_below(fig, ax, title=None, ncol: int = 3) -> None:
+    """One legend for the figure, below the panels (constrained layout keeps it clear)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(ncol, len(labels)),
+               fontsize="small", title=title, frameon=False)
+
+
 def _columns(n: int, rows: int, width: float = 3.4, height: float = 2.6, **kwargs):
-    fig, axes = plt.subplots(rows, n, figsize=(width * n, height * rows), squeeze=False,
-                             layout="constrained", **kwargs)
+    # at least a page's half width, so that the legend below fits
+    fig, axes = plt.subplots(rows, n, figsize=(max(width * n, 7.0), height * rows + 0.8),
+                             squeeze=False, layout="constrained", **kwargs)
     return fig, axes
 
 
@@ -48,7 +56,7 @@ def plot_invariance_gap(gap: pd.DataFrame, n_angles: int = 8):
             for m in range(n_angles + 1):
                 ax.axvline(360 * m / n_angles, color="grey", lw=0.5, ls=":")
             ax.set_xticks(np.arange(0, 361, 90))
-    axes[1, -1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    _legend_below(fig, axes[1, -1], ncol=3)
     return fig
 
 
@@ -72,8 +80,7 @@ def plot_train_test(matrix: pd.DataFrame):
                       ha="right", fontsize="small")
         ax.set_xlabel(dataset)
         ax.set_ylabel("test accuracy" if j == 0 else "")
-    axes[0, -1].legend(title="train → test", fontsize="x-small", loc="center left",
-                       bbox_to_anchor=(1.02, 0.5))
+    _legend_below(fig, axes[0, -1], title="train → test", ncol=3)
     return fig
 
 
@@ -99,8 +106,7 @@ def plot_rotated_reliance(table: pd.DataFrame):
                           fontsize="small")
             ax.set_ylabel(ylabel if j == 0 else "")
         axes[1, j].set_xlabel(dataset)
-    axes[0, -1].legend(title="train → test", fontsize="x-small", loc="center left",
-                       bbox_to_anchor=(1.02, 0.5))
+    _legend_below(fig, axes[0, -1], title="train → test", ncol=3)
     return fig
 
 
@@ -148,14 +154,13 @@ def plot_shots(accuracy: pd.DataFrame, margins: pd.DataFrame, resolved_share: fl
         m = margins[margins["dataset"] == dataset]
         for variant, g in m.groupby("variant", sort=False):
             axes[1, j].plot(g["shots"], g["top sector identified"], marker=".",
-                            color=colours.get(variant), label=_label(variant))
+                            color=colours.get(variant))
         axes[1, j].axhline(resolved_share, color="grey", ls="--", lw=0.8)
         axes[1, j].set_xscale("log")
         axes[1, j].set_xlabel(f"shots per readout, {dataset}")
         axes[0, j].set_ylabel("test accuracy" if j == 0 else "")
         axes[1, j].set_ylabel("top margin sector identified" if j == 0 else "")
-    axes[0, -1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5))
-    axes[1, -1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    _legend_below(fig, axes[0, -1], ncol=2)
     return fig
 
 
@@ -180,7 +185,7 @@ def plot_noise(table: pd.DataFrame):
             ax.axhline(part[part["noise"] == "none"][column].mean(), color="grey", ls=":",
                        lw=0.8)
         ax.set_xscale("log")
-        ax.set_xlabel("error rate per qubit and layer (readout: per qubit)")
         ax.set_ylabel(ylabel)
-    axes[0, -1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+        ax.set_xlabel("error rate")
+    _legend_below(fig, axes[0, -1], ncol=2)
     return fig

@@ -90,14 +90,18 @@ def units(settings) -> list[Unit]:
     names, _ = datasets(settings)
     out = []
     for name in names:
-        model_settings = settings.model_settings()
         for variant in QUANTUM:
-            spec = ladder.model_spec(model_settings, name, variant, settings.seed)
-            out.append(Unit(2, f"rotated model {name}/{variant}", train_model,
-                            (replace(spec, dataset=rotated_name(name)),)))
+            out.append(Unit(2, f"rotated model {name}/{variant}", train_rotated_model,
+                            (settings, name, variant)))
         out.append(Unit(1, f"surrogate {rotated_name(name)}/cnn", train_surrogate,
                         (surrogate_spec(settings, rotated_name(name), "cnn"),)))
     return out
+
+
+def train_rotated_model(settings, dataset: str, variant: str) -> None:
+    """Train (or find cached) the model of ``variant`` trained on the rotated ``dataset``; its
+    spec is resolved here, in the sweep's worker, after the model selection it depends on."""
+    train_model(quantum_spec(settings, dataset, variant, train_rotated=True))
 
 
 # ----------------------------------------------------------------------------- 1. rotations
@@ -652,7 +656,8 @@ def what_this_adds(results: dict[str, pd.DataFrame], settings) -> str:
     breaks_model = c[c["invariance deviation (sector)"] > EXACT_TOL]
     lines.append(
         f"4. **Noise.** On the angular register, "
-        + ", ".join(f"{r_.channel} {'after the layers' if r_.placement == 'layers' else 'on the input'}"
+        + ", ".join(f"{r_.channel.replace('_', ' ')} "
+                    f"{'after the layers' if r_.placement == 'layers' else 'on the input'}"
                     for r_ in keeps.itertuples())
         + f" commute with the rotation (≤ {EXACT_TOL:g}); the others do not (up to "
         f"{c['commutator'].max():.1e} at rate {c['rate'].iloc[0]:g}). The trained models stay "
