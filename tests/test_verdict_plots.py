@@ -91,3 +91,19 @@ def test_control_plots_draw_and_refuse_bad_input():
     matplotlib.pyplot.close(fig)
     with pytest.raises(ValueError, match="empty"):
         plot_k0_split(split.iloc[:0])
+
+
+def test_plot_baselines_draws_two_points_per_model():
+    from equivar.book.verdict_plots import plot_baselines
+
+    table = pd.DataFrame({"model": ["a", "b", "c"], "clean": [0.8, 0.7, 0.75],
+                          "clean low": [0.75, 0.65, 0.7], "clean high": [0.85, 0.75, 0.8],
+                          "robust": [0.2, 0.5, 0.3], "robust low": [0.15, 0.45, 0.25],
+                          "robust high": [0.25, 0.55, 0.35]})
+    fig = plot_baselines(table)
+    ax = fig.axes[0]
+    xs = sorted(float(x) for c in ax.containers for x in c.lines[0].get_xdata())
+    assert sorted(table["clean"].tolist() + table["robust"].tolist()) == pytest.approx(xs)
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="lacks columns"):
+        plot_baselines(table.drop(columns="robust low"))

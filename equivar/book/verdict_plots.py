@@ -127,3 +127,26 @@ def plot_k0_split(summary: pd.DataFrame):
         ax.set_yticks(y, labels, fontsize=7)
         ax.set_xlabel(f"k = 0 share of Δψ ({dataset})")
     return fig
+
+
+def plot_baselines(table: pd.DataFrame):
+    """Chapter 4's plain baselines: clean (open) and robust (filled) accuracy of each model with
+    its 95 % CI, one row per model (``table`` from
+    :func:`equivar.studies.robustness.baseline_table`)."""
+    need = ["model", "clean", "clean low", "clean high", "robust", "robust low", "robust high"]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks columns {missing}")
+    if table.empty:
+        raise ValueError("table is empty: nothing to plot")
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(table) + 1.4), layout="constrained")
+    y = np.arange(len(table))[::-1]
+    for what, offset, style in (("clean", 0.15, dict(mfc="white")), ("robust", -0.15, {})):
+        est = table[what].to_numpy()
+        err = np.vstack([est - table[f"{what} low"], table[f"{what} high"] - est])
+        ax.errorbar(est, y + offset, xerr=err, fmt="o", color="C0" if what == "clean" else "C3",
+                    label=what, capsize=2, **style)
+    ax.set_yticks(y, table["model"])
+    ax.set_xlabel("accuracy (95 % CI, seeds × images)")
+    fig.legend(loc="outside lower center", ncol=2, frameon=False)
+    return fig

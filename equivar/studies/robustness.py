@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from equivar import data
+from equivar import data, stats
 from equivar.adversary import attacks
 from equivar.adversary.defences import trained_defended
 from equivar.adversary.threats import FAMILIES
@@ -27,11 +27,11 @@ from equivar.core.model import amplitudes
 from equivar.core.pipeline import QuantumPipeline
 from equivar.core.rings import sample_grid
 from equivar.learn import surrogates
-from equivar.learn.train import ModelSpec
+from equivar.learn.train import ModelSpec, training_data
 from equivar.runtime import progress as progress_bar
 from equivar.settings import VARIANT_LABELS
-from equivar.studies import ladder, threats, transfer
-from equivar.studies.reliance import summarise
+from equivar.studies import controls, ladder, threats, transfer
+from equivar.studies.reliance import decode_classes, encode_classes, summarise
 from equivar.studies.units import Unit, train_model, train_surrogate
 
 
@@ -368,3 +368,107 @@ def sector_effects(results, eps: float) -> pd.DataFrame:
             rows.append(diff)
     long = pd.concat(rows, ignore_index=True)
     return summarise(long, ["dataset", "variant", "quantity", "k"], "change")
+
+
+# ----------------------------------------------------------------- plain baselines (controls)
+
+BASELINE_REFERENCE = "k=0 × 0"   # per-ring mean-centring: the suppression the baselines face
+
+
+def baseline_grid(settings, dataset: str, variant: str, seed: int) -> list[tuple]:
+    """(label, spec, preprocessing or None) of the baselines of the suppression: the plain and
+    the k = 0-projected models, plain preprocessings (:class:`controls.Preprocess`) of the
+    plain model, and the two defences with and without equal optimisation steps
+    (:func:`controls.equal_steps`)."""
+    grid = {label: spec for label, _, spec in model_grid(settings, dataset, variant, seed)}
+    base = grid[threats.PLAIN]
+    n_plain = len(training_data(base.dataset, base.n_train, base.seed, base.planted_k,
+                                base.bootstrap)[1])
+    out = [(threats.PLAIN, base, None), (BASELINE_REFERENCE, grid[BASELINE_REFERENCE], None),
+           ("global mean-centring", base, controls.Preprocess("global mean-centring")),
+           ("background thresholding", base,
+            controls.Preprocess("background thresholding", settings.threshold_baseline))]
+    for label in ("Gaussian-noise training", "adversarial training"):
+        out.append((label, grid[label], None))
+        out.append((f"{label}, equal steps", controls.equal_steps(grid[label], n_plain), None))
+    return out
+
+
+def baseline_study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Score every model of :func:`baseline_grid` on chapter 3's attacked images, clean and
+    under PGD from each classical surrogate at ``settings.reference_eps``; keep every
+    per-image prediction. Returns ``predictions`` (dataset, variant, seed, model, condition,
+    predicted, labels) and ``models`` (training images, epochs, optimiser steps)."""
+    transfer_settings = settings.transfer_settings()
+    names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
+    eps = settings.reference_eps
+    rows, models = [], []
+    jobs = [(d, s, v) for d in names for s in range(settings.seed, settings.seed + settings.n_seeds)
+            for v in settings.variants]
+    for dataset, seed, variant in progress_bar(jobs, desc="baselines", disable=not progress):
+        images, labels, adversarial = _adversarial_sets(transfer_settings, dataset, seed)
+        sets = {f"pgd from {src}": adv for (src, attack, e), adv in adversarial.items()
+                if attack == "pgd" and np.isclose(e, eps)}
+        label_text = encode_classes(labels)
+        for label, spec, pre in baseline_grid(settings, dataset, variant, seed):
+            if pre is None:
+                model, record = trained_defended(spec, progress=False)
+                pipe = QuantumPipeline(model, spec.grid_filter())
+            else:
+                model, record = controls.trained_preprocessed(spec, pre)
+                pipe = QuantumPipeline(model, pre)
+            tag = {"dataset": dataset, "variant": variant, "seed": seed, "model": label}
+            models.append({**tag, "n_train": record["n_train"], "epochs": spec.epochs,
+                           "steps": controls.steps(record["n_train"], spec.batch_size,
+                                                   spec.epochs)})
+            for condition, x in {"clean": images, **sets}.items():
+                rows.append({**tag, "condition": condition, "predicted": encode_classes(
+                    surrogates.predict_images(pipe, x)), "labels": label_text})
+    return {"predictions": pd.DataFrame(rows), "models": pd.DataFrame(models)}
+
+
+def _baseline_correct(pred: pd.DataFrame, model: str, conditions) -> np.ndarray:
+    """(n_seeds, Σ images) correct under every one of ``conditions`` (pooled over datasets and
+    variants, columns paired across models)."""
+    blocks = []
+    for (dataset, variant), part in pred[pred["model"] == model].groupby(
+            ["dataset", "variant"], sort=False):
+        ok = None
+        for condition in conditions:
+            rows = part[part["condition"] == condition].sort_values("seed")
+            got = np.stack([decode_classes(p) == decode_classes(y)
+                            for p, y in zip(rows["predicted"], rows["labels"])])
+            ok = got if ok is None else ok & got
+        blocks.append(ok)
+    return np.concatenate(blocks, axis=1)
+
+
+def baseline_table(results, n_resamples: int = 10_000) -> pd.DataFrame:
+    """Per baseline, pooled over datasets and variants: clean accuracy and robust accuracy
+    (correct under PGD from *every* classical surrogate), each with its 95 % CI, and the robust
+    difference to per-ring centring (:data:`BASELINE_REFERENCE`) with its paired CI and the
+    seed-level sign-flip p, Holm-corrected over the baselines (descriptive comparisons, not
+    claims of the paper)."""
+    pred = results["predictions"]
+    attacks_ = sorted(c for c in pred["condition"].unique() if c != "clean")
+    reference = _baseline_correct(pred, BASELINE_REFERENCE, attacks_)
+    rows = []
+    for model in dict.fromkeys(pred["model"]):
+        clean = _baseline_correct(pred, model, ["clean"])
+        robust = _baseline_correct(pred, model, attacks_)
+        c_ci = stats.bootstrap_accuracy(clean, n_resamples=n_resamples)
+        r_ci = stats.bootstrap_accuracy(robust, n_resamples=n_resamples)
+        row = {"model": model, "clean": c_ci.estimate, "clean low": c_ci.low,
+               "clean high": c_ci.high, "robust": r_ci.estimate, "robust low": r_ci.low,
+               "robust high": r_ci.high}
+        if model != BASELINE_REFERENCE:
+            d = stats.bootstrap_difference(robust, reference, n_resamples=n_resamples)
+            row.update({"robust − per-ring centring": d.estimate, "diff low": d.low,
+                        "diff high": d.high, "p (seeds, raw)": threats.seed_pvalue(robust,
+                                                                                  reference)})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    tested = table["p (seeds, raw)"].notna()
+    table.loc[tested, "p (Holm)"] = stats.holm(table.loc[tested, "p (seeds, raw)"])
+    table.attrs["CI"] = c_ci.what
+    return table

@@ -413,3 +413,23 @@ def reference_check(settings, dataset: str, spec) -> dict[str, float]:
     return checks.reference_agreement(_pipeline(spec), images, labels, settings.reference_eps,
                                       steps=settings.transfer_settings().pgd_steps,
                                       seed=spec.seed)
+
+
+VERDICT_FIGURE = "fig-suppression-verdicts"
+
+
+def scorecard_rows(table: pd.DataFrame, eps: float) -> list[dict]:
+    """:func:`verdicts`' table as rows of the claims scorecard
+    (:func:`equivar.studies.scorecard.write_verdicts`; Holm over the threat models as there)."""
+    rows = []
+    for _, r in table.iterrows():
+        rule = RULES[r["claim"]]
+        rows.append({"claim": r["claim"], "verdict": r["verdict"], "statistic": rule.statistic,
+                     "estimate": r["change"], "low": r["low"], "high": r["high"],
+                     "ci": r["CI"], "p_raw": r["p (seeds)"], "p_holm": r["p (Holm)"],
+                     "rule": rule.description, "threshold": rule.threshold,
+                     "direction": rule.direction, "kind": rule.kind,
+                     "figure": VERDICT_FIGURE, "chapter": "04",
+                     "scope": f"{r['threat']} attacker at ε = {eps:g}; pooled over datasets "
+                              f"and invariant models", "why": r["why"]})
+    return rows
