@@ -1,9 +1,11 @@
 # equivar: two commands do everything (see README.md).
-#   make book   environment + every chapter (papermill, profile "default") + HTML with -W
+#   make book   environment + every chapter (papermill, profile "default", into _build/rerun;
+#               book/ is left as committed) + HTML with -W
 #   make test   environment + Fashion-MNIST + the whole test suite
 # and two more:
 #   make html   render the chapters already in book/chapters (the committed paper-profile run)
-#   make paper  re-run every chapter under the "paper" profile, then render (about 45 min)
+#   make paper  re-run every chapter under "paper" into book/chapters and book/figures (a new
+#               committed edition), then render
 #   make pdf    the book as one PDF (XeLaTeX from Debian packages: scripts/ensure-tex)
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
@@ -43,7 +45,7 @@ html: env
 	$(BIN)/equivar book --no-execute
 
 paper: env data
-	$(BIN)/equivar book --profile paper
+	$(BIN)/equivar book --profile paper --update-book
 
 # The chapters in book/chapters as one PDF (_build/latex/equivar.pdf), linked from the HTML.
 pdf: env

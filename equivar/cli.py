@@ -74,7 +74,11 @@ def parser() -> argparse.ArgumentParser:
     bk = sub.add_parser("book", help="execute every chapter and build the HTML book")
     bk.add_argument("--profile", default="default", choices=PROFILES, help=PROFILE_HELP)
     bk.add_argument("--no-execute", action="store_true",
-                    help="render the chapters already in book/chapters")
+                    help="render the committed chapters in book/chapters (no execution)")
+    bk.add_argument("--update-book", action="store_true",
+                    help="execute into book/chapters and book/figures, replacing the committed "
+                         "edition (make paper); without it a rerun goes to _build/rerun and "
+                         "book/ is left as it is")
     bk.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                     help="a notebook parameter, as for run; repeatable")
     _sweep_arguments(bk)
@@ -143,7 +147,8 @@ def _book(args) -> int:
     from equivar.book import site
 
     return site.build(args.profile, execute=not args.no_execute, params=_params(args.param),
-                      workers=args.workers, scheduler=args.scheduler, say=_say)
+                      workers=args.workers, scheduler=args.scheduler, say=_say,
+                      update_book=args.update_book)
 
 
 def _pdf(args) -> int:

@@ -291,3 +291,56 @@ def test_no_page_names_a_file_outside_the_repository():
         [(ROOT / "README.md").read_text(), (ROOT / "notebooks" / "01_twirl.ipynb").read_text()]
     for text in texts:
         assert "shared/science" not in text and "science.md" not in text
+
+
+# ----------------------------------------------------------------- reruns apart from the edition
+
+def test_a_rerun_goes_to_the_build_directory_and_leaves_the_committed_edition(tmp_path,
+                                                                              monkeypatch):
+    import os
+
+    calls = {}
+
+    def fake_run(names, profile, params=None, output=None, **kwargs):
+        calls["run"] = (names, profile, output, os.environ.get("EQUIVAR_FIGURES_DIR"))
+
+    monkeypatch.setattr(book, "run_chapters", fake_run)
+    monkeypatch.setattr(book, "rerun_dir", lambda: tmp_path / "rerun")
+    monkeypatch.setattr(book, "render_html",
+                        lambda source=None, chapters_dir=None, **k: calls.setdefault(
+                            "render", (source, chapters_dir)) and 0)
+    monkeypatch.delenv("EQUIVAR_FIGURES_DIR", raising=False)
+    assert book.build("smoke") == 0
+    names, profile, output, figures_env = calls["run"]
+    assert names == book.book_stems() and profile == "smoke"
+    assert output == tmp_path / "rerun" / "chapters"
+    assert figures_env == str(tmp_path / "rerun" / "figures")
+    assert "EQUIVAR_FIGURES_DIR" not in os.environ  # restored
+    source, chapters_dir = calls["render"]
+    assert source == tmp_path / "rerun" / "src" and chapters_dir == output
+
+
+def test_update_book_writes_the_committed_edition(monkeypatch):
+    calls = {}
+    monkeypatch.setattr(book, "run_chapters",
+                        lambda names, profile, params=None, output=None, **k:
+                        calls.setdefault("output", output))
+    monkeypatch.setattr(book, "write_generated_pages", lambda *a, **k: None)
+    monkeypatch.setattr(book, "render_html", lambda **k: 0)
+    assert book.build("paper", update_book=True) == 0
+    assert calls["output"] is None  # run_chapters' default: book/chapters
+
+
+def test_staged_sources_point_at_the_rerun(tmp_path):
+    chapters, figures = tmp_path / "chapters", tmp_path / "figures"
+    chapters.mkdir()
+    figures.mkdir()
+    src = book.stage(chapters, figures, into=tmp_path / "src")
+    assert (src / "_toc.yml").resolve() == (ROOT / "_toc.yml").resolve()
+    assert (src / "book" / "chapters").resolve() == chapters.resolve()
+    assert (src / "book" / "figures").resolve() == figures.resolve()
+    assert (src / "book" / "intro.md").read_text() == (ROOT / "book" / "intro.md").read_text()
+    generated = src / "book" / "generated"
+    assert not generated.is_symlink() and "No figure has been written yet" in \
+        (generated / "figures.md").read_text()
+    assert "No chapter run has been recorded yet" in (generated / "timings.md").read_text()

@@ -50,7 +50,7 @@ def add_figure_files(app, doctree) -> None:
     from equivar.book.site import cite_figure
 
     srcdir = Path(app.srcdir)
-    folder = (srcdir / app.config.equivar_figures_dir).resolve()
+    folder = srcdir / app.config.equivar_figures_dir  # not resolved: a staged rerun links it
     for figure in list(doctree.findall(nodes.figure)):
         for name in figure["names"]:
             record = figure_record(folder, name)

@@ -24,7 +24,7 @@ from equivar.settings import PROFILES
 # The settings class each chapter builds from its parameters (validated before a kernel starts).
 CHAPTER_SETTINGS = {"twirl": settings.TwirlSettings, "sector-reliance": settings.RelianceSettings,
                     "transfer": settings.TransferSettings,
-                    "suppression": settings.SuppressionSettings}
+                    "suppression": settings.SuppressionSettings, "open": settings.OpenSettings}
 # Parameters a chapter has besides its settings' fields.
 PLUMBING = ("profile", "figures_dir")
 

@@ -176,26 +176,15 @@ def cite_figure(record: dict) -> str:
             f"{record.get('commit', 'unknown')}, profile {record.get('profile')}")
 
 
-def _downloads(record: dict, folder: Path) -> str:
-    """MyST download links to a figure's files (the build copies them into the site)."""
-    root = project_root()
-    links = []
-    for ext in ("pdf", "png", "csv", "json"):
-        name = record["files"].get(ext)
-        if name is None:
-            continue
-        try:
-            target = "/" + str((folder / name).resolve().relative_to(root))
-        except ValueError:  # figures outside the checkout: name them only
-            links.append(f"`{name}`")
-            continue
-        links.append(f"{{download}}`{ext.upper()} <{target}>`")
-    return " · ".join(links)
+def _downloads(record: dict) -> str:
+    """MyST download links to a figure's files, which the book's sources hold in
+    ``book/figures/`` (the build copies them into the site)."""
+    return " · ".join(f"{{download}}`{ext.upper()} </book/figures/{record['files'][ext]}>`"
+                      for ext in ("pdf", "png", "csv", "json") if ext in record["files"])
 
 
 def figures_page(figures: Path | None = None) -> str:
     """Markdown of the figure index: one section per figure with its files and provenance."""
-    folder = figures_dir(figures)
     lines = ["# Figure index", "",
              "Every figure of the book with its stable id, its files (PDF, PNG, the plotted "
              "numbers as CSV, the provenance as JSON) and a ready-to-paste citation, generated "
@@ -207,12 +196,12 @@ def figures_page(figures: Path | None = None) -> str:
     lines += ["| id | chapter | profile | files |", "|---|---|---|---|"]
     for r in records:
         lines.append(f"| [{r['id']}](#{r['id']}-provenance) | {r['chapter']} | {r['profile']} "
-                     f"| {_downloads(r, folder)} |")
+                     f"| {_downloads(r)} |")
     for r in records:
         settings = ", ".join(f"{k}={v}" for k, v in sorted((r.get("settings") or {}).items()))
         versions = ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items())
         lines += ["", f"({r['id']}-provenance)=", f"## {r['id']}", "", r["caption"], "",
-                  f"- **files**: {_downloads(r, folder)}",
+                  f"- **files**: {_downloads(r)}",
                   f"- **chapter**: {r['chapter']}; **profile**: {r['profile']}",
                   f"- **settings**: {settings}",
                   f"- **made by**: commit `{r.get('commit', 'unknown')}`; {versions}",
@@ -248,15 +237,20 @@ def _pdf_pages(path: Path) -> int | None:
     return int(match[1]) if match else None
 
 
-def write_generated_pages() -> None:
-    out = generated_dir()
+def write_generated_pages(out: Path | None = None, chapters_dir: Path | None = None,
+                          figures: Path | None = None, with_pdf: bool = True) -> None:
+    """Write the pages generated from the package and the run's records into ``out``
+    (``book/generated``): settings, timings (from ``chapters_dir``), benchmarks, the figure
+    index (from ``figures``) and the PDF link (``with_pdf``: the committed edition's PDF)."""
     from equivar.book.tables import wrap_long_tables
 
-    for name, text in (("settings.md", settings_page()), ("timings.md", timings_page()),
+    out = generated_dir() if out is None else out
+    pdf = pdf_page() if with_pdf else "The PDF edition is built from the committed chapters: `make pdf`.\n"
+    for name, text in (("settings.md", settings_page()), ("timings.md", timings_page(chapters_dir)),
                        ("benchmark.md", benchmark_page()),
                        ("threads.md", benchmark_page("threads.md",
                                                      "python benchmarks/threads.py")),
-                       ("figures.md", figures_page()), ("pdf.md", pdf_page())):
+                       ("figures.md", figures_page(figures)), ("pdf.md", pdf)):
         with atomic_path(out / name) as tmp:
             tmp.write_text(wrap_long_tables(text))  # long tables wrap in the PDF too
 
@@ -269,6 +263,11 @@ def toc_chapters() -> list[notebooks.Chapter]:
     listed = [c["file"].split("/")[-1] for part in toc.get("parts", [])
               for c in part.get("chapters", []) if c["file"].startswith("book/chapters/")]
     return [notebooks.find(stem) for stem in listed]
+
+
+def book_stems() -> list[str]:
+    """The file stems of the chapters the book renders (what ``equivar book`` executes)."""
+    return [c.stem for c in toc_chapters()]
 
 
 def check_chapters(chapters_dir: Path | None = None) -> list[str]:
@@ -288,9 +287,14 @@ def check_chapters(chapters_dir: Path | None = None) -> list[str]:
     return problems
 
 
-def render_html(strict: bool = True) -> int:
-    """``jupyter-book build`` of the project root; returns its exit code."""
-    return _jupyter_book([] if not strict else ["-W", "-n", "--keep-going"])
+STRICT = ["-W", "-n", "--keep-going"]
+
+
+def render_html(strict: bool = True, source: Path | None = None,
+                chapters_dir: Path | None = None) -> int:
+    """``jupyter-book build`` of the book's sources (the checkout, or a staged tree from
+    :func:`stage`) into ``_build/html``; returns its exit code."""
+    return _jupyter_book(STRICT if strict else [], source, chapters_dir)
 
 
 def render_pdf() -> int:
@@ -299,23 +303,88 @@ def render_pdf() -> int:
     return _jupyter_book(["--builder", "pdflatex"])
 
 
-def _jupyter_book(options: list[str]) -> int:
-    problems = check_chapters()
+def _jupyter_book(options: list[str], source: Path | None = None,
+                  chapters_dir: Path | None = None) -> int:
+    problems = check_chapters(chapters_dir)
     if problems:
         raise RuntimeError("the book cannot be built:\n  " + "\n  ".join(problems))
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(project_root()),
-           *options]
-    return subprocess.run(cmd, cwd=project_root()).returncode
+    root = project_root()
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source or root),
+           "--path-output", str(root), *options]
+    return subprocess.run(cmd, cwd=root).returncode
+
+
+def rerun_dir() -> Path:
+    """Where ``equivar book`` puts a rerun (chapters, figures, staged sources), apart from
+    the committed edition in ``book/chapters`` and ``book/figures``."""
+    return project_root() / "_build" / "rerun"
+
+
+def stage(chapters_dir: Path, figures: Path, into: Path | None = None) -> Path:
+    """A source tree for rendering a rerun: the checkout's book sources (symbolic links)
+    with ``book/chapters`` and ``book/figures`` pointing at the rerun's, and its own generated
+    pages. Returns the tree's root (``_build/rerun/src``)."""
+    import shutil
+
+    root, src = project_root(), into or rerun_dir() / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    (src / "book").mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml", "benchmarks"):
+        (src / name).symlink_to(root / name)
+    for item in (root / "book").iterdir():
+        if item.name not in ("chapters", "figures", "generated"):
+            (src / "book" / item.name).symlink_to(item)
+    (src / "book" / "chapters").symlink_to(Path(chapters_dir).absolute())
+    (src / "book" / "figures").symlink_to(Path(figures).absolute())
+    write_generated_pages(src / "book" / "generated", chapters_dir, figures, with_pdf=False)
+    return src
 
 
 def build(profile: str = "default", execute: bool = True, params: dict | None = None,
-          workers: int | None = None, scheduler: str | None = None, say=None) -> int:
-    """Execute every chapter (unless ``execute`` is False), write generated pages, render.
-    RuntimeError before rendering if a chapter is missing or its run failed."""
-    if execute:
-        run_chapters([], profile, params, workers=workers, scheduler=scheduler, say=say)
-    write_generated_pages()
-    return render_html()
+          workers: int | None = None, scheduler: str | None = None, say=None,
+          update_book: bool = False) -> int:
+    """Execute every chapter and render the HTML book (``_build/html``).
+
+    - ``execute=False``: render the committed edition (``book/chapters``, ``book/figures``);
+    - ``update_book=True``: execute into ``book/chapters`` and ``book/figures`` (a new
+      committed edition: ``make paper``), then render it;
+    - otherwise (``make book``): execute into :func:`rerun_dir` and render from a staged
+      source tree, leaving the committed edition untouched.
+
+    RuntimeError before rendering if a chapter is missing or its run failed.
+    """
+    if not execute or update_book:
+        if execute:
+            run_chapters(book_stems(), profile, params, workers=workers, scheduler=scheduler,
+                         say=say)
+        write_generated_pages()
+        return render_html()
+    chapters_dir, figures = rerun_dir() / "chapters", rerun_dir() / "figures"
+    if os.environ.get("EQUIVAR_FIGURES_DIR", "").strip():
+        figures = figures_dir()  # the user's choice wins
+    figures.mkdir(parents=True, exist_ok=True)
+    previous = os.environ.get("EQUIVAR_FIGURES_DIR")
+    os.environ["EQUIVAR_FIGURES_DIR"] = str(figures)  # kernels inherit it; no path in the page
+    try:
+        run_chapters(book_stems(), profile, params, chapters_dir, workers=workers,
+                     scheduler=scheduler, say=say)
+    finally:
+        if previous is None:
+            os.environ.pop("EQUIVAR_FIGURES_DIR", None)
+        else:
+            os.environ["EQUIVAR_FIGURES_DIR"] = previous
+    source = stage(chapters_dir, figures)
+    if say:
+        say(f"rendering the rerun ({_short(chapters_dir)}, {_short(figures)}); the committed "
+            "edition in book/ is unchanged")
+    return render_html(source=source, chapters_dir=chapters_dir)
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(Path(path).relative_to(project_root()))
+    except ValueError:
+        return str(path)
 
 
 def build_pdf() -> int:
