@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from equivar import data
+from equivar import data, stats
 from equivar.adversary import attacks
 from equivar.core import noise, rings, sectors, shots
 from equivar.core.model import amplitudes
@@ -45,6 +45,7 @@ EXACT_TOL = 1e-10                        # "exact" invariance at multiples of 2�
 RESOLVED_SHARE = 0.9                     # a sector ordering is "resolved" per image when the
                                          # top sector is identified in ≥ 90 % of images
 ACCURACY_POINTS = 0.01                   # "as accurate as exact": within 1 point
+N_RESAMPLES = 2000                       # bootstrap resamples of the paired image-level CIs
 CONDITIONS = ("upright → upright", "upright → rotated", "rotated → rotated")
 
 
@@ -233,6 +234,53 @@ def train_test_matrix(settings, progress: bool = False) -> pd.DataFrame:
                 pred = surrogates.predict_images(clf, x)
                 rows.append({"dataset": name, "model": kind, "train": train, "test": test,
                              "accuracy": float((pred == y).mean())})
+    return pd.DataFrame(rows)
+
+
+def _quantum_correct(model, images, labels, sampling=SAMPLING) -> np.ndarray:
+    states = amplitudes(rings.sample_grid(images, sampling))
+    return (predict(model, states) == np.asarray(labels)).astype(float)
+
+
+def _paired(a, b, seed) -> dict:
+    """Accuracy difference a − b on the same images (one seed): the estimate, a 95 % paired
+    bootstrap CI over images and McNemar's exact p (:mod:`equivar.stats`)."""
+    ci = stats.bootstrap_difference(a[None], b[None], n_resamples=N_RESAMPLES, rng=seed)
+    return {"difference": ci.estimate, "low": ci.low, "high": ci.high,
+            "p (McNemar)": stats.mcnemar_exact(a, b).pvalue}
+
+
+def rotation_effects(settings, progress: bool = False) -> pd.DataFrame:
+    """The two comparisons of the classic test, per dataset and model, paired on the same test
+    images: (a) trained upright, tested rotated − tested upright (what rotation costs);
+    (b) tested rotated, trained rotated − trained upright (what training on rotations buys).
+    Columns: dataset, model, comparison, difference, low, high (95 % CI), p (McNemar)."""
+    names, _ = datasets(settings)
+    rows = []
+    for name in names:
+        x, y = test_set(settings, name)
+        xr, yr = test_set(settings, rotated_name(name))
+        correct = {}
+        for variant in QUANTUM:
+            for train in ("upright", "rotated"):
+                model, _ = trained(quantum_spec(settings, name, variant, train == "rotated"),
+                                   progress=progress)
+                correct[variant, train, "upright"] = _quantum_correct(model, x, y)
+                correct[variant, train, "rotated"] = _quantum_correct(model, xr, yr)
+        for train, dataset in (("upright", name), ("rotated", rotated_name(name))):
+            clf, _ = surrogates.train_surrogate(surrogate_spec(settings, dataset, "cnn"))
+            for test, (xx, yy) in (("upright", (x, y)), ("rotated", (xr, yr))):
+                correct["cnn", train, test] = (surrogates.predict_images(clf, xx) == yy) \
+                    .astype(float)
+        for model in QUANTUM + ("cnn",):
+            rows.append({"dataset": name, "model": model,
+                         "comparison": "trained upright: rotated − upright test",
+                         **_paired(correct[model, "upright", "rotated"],
+                                   correct[model, "upright", "upright"], settings.seed)})
+            rows.append({"dataset": name, "model": model,
+                         "comparison": "rotated test: trained rotated − trained upright",
+                         **_paired(correct[model, "rotated", "rotated"],
+                                   correct[model, "upright", "rotated"], settings.seed)})
     return pd.DataFrame(rows)
 
 
@@ -496,11 +544,14 @@ def commutation_table(settings, rate: float = 1e-2, n_states: int = 8,
     return pd.DataFrame(rows)
 
 
-def _noisy_accuracy(model, states, labels, nm) -> float:
+def _noisy_correct(model, states, labels, nm) -> np.ndarray:
+    """Per-image correctness (float 0/1) of ``model`` on ``states`` under noise ``nm``."""
     if nm is noise.NOISELESS:
-        return accuracy(model, states, labels)
-    readout = noise.noisy_readout(torch.as_tensor(states), model.weights, model.config, nm)
-    return float((readout.argmax(1).numpy() == np.asarray(labels)).mean())
+        pred = predict(model, states)
+    else:
+        pred = noise.noisy_readout(torch.as_tensor(states), model.weights, model.config,
+                                   nm).argmax(1).numpy()
+    return (pred == np.asarray(labels)).astype(float)
 
 
 def noise_study(settings, progress: bool = False) -> pd.DataFrame:
@@ -528,8 +579,12 @@ def noise_study(settings, progress: bool = False) -> pd.DataFrame:
                   "attacked": amplitudes(adv_grids), "clean α=0": project.states(grids),
                   "attacked α=0": project.states(adv_grids)}
         for label, rate, nm in noise_models(settings):
-            acc = {key: _noisy_accuracy(suppressed if "α=0" in key else none, value, labels, nm)
-                   for key, value in inputs.items()}
+            correct = {key: _noisy_correct(suppressed if "α=0" in key else none, value, labels,
+                                           nm) for key, value in inputs.items()}
+            acc = {key: float(value.mean()) for key, value in correct.items()}
+            ci = stats.bootstrap_difference(correct["attacked α=0"][None],
+                                            correct["attacked"][None],
+                                            n_resamples=N_RESAMPLES, rng=settings.seed)
             gain = acc["clean"] - chance
             rows.append({"dataset": name, "variant": variant, "noise": label, "rate": rate,
                          "clean": acc["clean"], "ring means removed": acc["removed"],
@@ -537,7 +592,8 @@ def noise_study(settings, progress: bool = False) -> pd.DataFrame:
                          else np.nan,
                          "robust": acc["attacked"], "clean (k=0 projected out)": acc["clean α=0"],
                          "robust (k=0 projected out)": acc["attacked α=0"],
-                         "suppression gain": acc["attacked α=0"] - acc["attacked"]})
+                         "suppression gain": acc["attacked α=0"] - acc["attacked"],
+                         "gain low": ci.low, "gain high": ci.high})
     return pd.DataFrame(rows)
 
 
@@ -550,7 +606,8 @@ def study(settings, progress: bool = False) -> dict[str, pd.DataFrame]:
 
     out, cost = {}, []
     parts = [("gap", invariance_gap), ("matrix", train_test_matrix),
-             ("reliance", rotated_reliance), ("transfer", rotated_transfer)]
+             ("effects", rotation_effects), ("reliance", rotated_reliance),
+             ("transfer", rotated_transfer)]
     if settings.grids:
         parts.append(("grids", grid_table))
     parts += [("shots", shot_study), ("commutation", commutation_table),
@@ -572,6 +629,24 @@ def _pct(value) -> str:
 
 def _shots(value) -> str:
     return "not within the shots tried" if not np.isfinite(value) else f"S = {value:,.0f}"
+
+
+def _effects_sentence(effects) -> str:
+    """The paired rotation effects (:func:`rotation_effects`) as one sentence, or ''."""
+    if effects is None or not len(effects):
+        return ""
+    parts = []
+    for comparison, lead in (("trained upright: rotated − upright test",
+                              "Rotating the test images changes accuracy (trained upright) by"),
+                             ("rotated test: trained rotated − trained upright",
+                              "training on rotated images changes accuracy on them by")):
+        part = effects[effects["comparison"] == comparison]
+        items = [f"{VARIANT_LABELS.get(r.model, 'CNN' if r.model == 'cnn' else r.model)} "
+                 f"{r.difference:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
+                 + (f" ({r.dataset})" if part["dataset"].nunique() > 1 else "")
+                 for r in part.itertuples()]
+        parts.append(f"{lead} {'; '.join(items)}")
+    return " " + "; ".join(parts) + " (95 % paired bootstrap CIs over test images)."
 
 
 def what_this_adds(results: dict[str, pd.DataFrame], settings) -> str:
@@ -611,8 +686,9 @@ def what_this_adds(results: dict[str, pd.DataFrame], settings) -> str:
         f"{acc('sector', 'upright', 'upright'):.2f} / {acc('baseline', 'upright', 'upright'):.2f}"
         f" / {acc('cnn', 'upright', 'upright'):.2f}); trained and tested rotated: "
         f"{acc('west', 'rotated', 'rotated'):.2f} / {acc('sector', 'rotated', 'rotated'):.2f} / "
-        f"{acc('baseline', 'rotated', 'rotated'):.2f} / {acc('cnn', 'rotated', 'rotated'):.2f}. "
-        f"Necessity of the ring means (invariant models, mean over datasets): "
+        f"{acc('baseline', 'rotated', 'rotated'):.2f} / {acc('cnn', 'rotated', 'rotated'):.2f}."
+        + _effects_sentence(results.get("effects")) +
+        f" Necessity of the ring means (invariant models, mean over datasets): "
         f"{_pct(nec.get(CONDITIONS[0]))} upright, {_pct(nec.get(CONDITIONS[1]))} upright-trained "
         f"on rotated tests, {_pct(nec.get(CONDITIONS[2]))} rotated-trained; transferred PGD "
         f"(ε = {settings.reference_eps}) costs the invariant models {drop.get('upright', np.nan):.2f}"
@@ -672,8 +748,10 @@ def what_this_adds(results: dict[str, pd.DataFrame], settings) -> str:
         f"(amplitude damping), {at('readout error', 'clean'):.2f} (readout error); necessity of "
         f"k = 0 {_pct(base('necessity'))} → {_pct(at('depolarizing', 'necessity'))} / "
         f"{_pct(at('amplitude damping', 'necessity'))} / {_pct(at('readout error', 'necessity'))};"
-        f" suppression gain {base('suppression gain'):+.2f} → "
+        f" suppression gain {base('suppression gain'):+.2f} "
+        f"[{base('gain low'):+.2f}, {base('gain high'):+.2f}] → "
         f"{at('depolarizing', 'suppression gain'):+.2f} / "
         f"{at('amplitude damping', 'suppression gain'):+.2f} / "
-        f"{at('readout error', 'suppression gain'):+.2f} (on {settings.n_noise} images).")
+        f"{at('readout error', 'suppression gain'):+.2f} (on {settings.n_noise} images; "
+        f"brackets: mean of the models' 95 % paired bootstrap CIs).")
     return "\n\n".join(lines)
