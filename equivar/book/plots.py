@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import textwrap
 from importlib import metadata
 from pathlib import Path
 
@@ -369,7 +370,10 @@ def plot_selection(tried: pd.DataFrame):
             best = part[part["chosen"]]
             ax.scatter(i + jitter[part["chosen"].to_numpy()], best["valid_accuracy"], s=70,
                        facecolors="none", edgecolors="k", linewidths=1.0)
-        ax.set_xticks(range(len(variants)), [VARIANT_LABELS[v] for v in variants], fontsize=9)
+        # wrapped: side by side the variant names ran into each other
+        ax.set_xticks(range(len(variants)),
+                      [textwrap.fill(VARIANT_LABELS[v], 12) for v in variants], fontsize=9)
+        ax.set_xlim(-0.5, len(variants) - 0.5)
         ax.text(0.03, 0.95, name, transform=ax.transAxes, ha="left", va="top")
     for ax in axes[:, 0]:
         ax.set_ylabel("validation accuracy")
