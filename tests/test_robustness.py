@@ -263,3 +263,25 @@ def test_baseline_table_compares_with_per_ring_centring(rng):
     assert glob["diff high"] < 0 and glob["p (Holm)"] < 0.05
     assert glob["p (Holm)"] >= glob["p (seeds, raw)"]
     assert table.loc["none", "clean low"] < 0.8 < table.loc["none", "clean high"]
+
+
+def test_baseline_grid_and_its_units():
+    from equivar.studies import controls
+
+    smoke = settings.SuppressionSettings.for_profile("smoke")
+    grid = robustness.baseline_grid(smoke, "digits", "sector", 0)
+    labels = [label for label, _, _ in grid]
+    assert set(robustness.BASELINE_LABELS) <= set(labels)
+    by = {label: (spec, pre) for label, spec, pre in grid}
+    plain = by["none"][0]
+    assert by["global mean-centring"][0] == plain and by["global mean-centring"][1].kind == \
+        "global mean-centring"
+    assert by["background thresholding"][1].threshold == smoke.threshold_baseline
+    for name in ("Gaussian-noise training", "adversarial training"):
+        full, equal = by[name][0], by[f"{name}, equal steps"][0]
+        assert equal == robustness.replace(full, epochs=equal.epochs)
+        n = plain.n_train if plain.n_train < 1151 else 1151
+        assert controls.steps(2 * n, equal.batch_size, equal.epochs) <= \
+            controls.steps(n, plain.batch_size, plain.epochs)
+    names = [u.label for u in robustness.units(smoke)]
+    assert sum(n.startswith("baseline digits/sector/seed 0") for n in names) == 4

@@ -82,11 +82,13 @@ def equivalence(model, grids) -> dict[str, float]:
 
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Run chapter 4 for :class:`equivar.settings.SuppressionSettings`: DataFrames ``clean``,
-    ``robust``, ``equivalence``, ``notes``."""
+    ``robust``, ``equivalence``, ``predictions`` (every model's predicted class per attacked
+    image, clean and on every adversarial set: ``condition`` is ``"clean"`` or
+    ``"<attack> from <source> at <eps>"``), ``notes``."""
     transfer_settings = settings.transfer_settings()
     names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     seeds = [settings.seed + i for i in range(settings.n_seeds)]
-    rows = {"clean": [], "robust": [], "equivalence": []}
+    rows = {"clean": [], "robust": [], "equivalence": [], "predictions": []}
     jobs = [(d, s, v) for d in names for s in seeds for v in settings.variants]
     loaded = {}  # (dataset, seed) -> test images, labels and chapter 3's adversarial sets
     for dataset, seed, variant in progress_bar(jobs, desc="models", disable=not progress):
@@ -102,8 +104,16 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
             clean_pred = surrogates.predict_images(pipe, images)
             rows["clean"].append({**tag, "accuracy": float((clean_pred == labels).mean()),
                                   "n_train": record["n_train"]})
+            keep = {"dataset": dataset, "seed": seed, "variant": variant, "model": label,
+                    "labels": encode_classes(labels)}
+            rows["predictions"].append({**keep, "condition": "clean",
+                                        "predicted": encode_classes(clean_pred)})
             for (source, attack, eps), adv in adversarial.items():
                 pred = surrogates.predict_images(pipe, adv)
+                if eps > 0:
+                    rows["predictions"].append({**keep, "condition": f"{attack} from {source} "
+                                                                     f"at {eps:g}",
+                                                "predicted": encode_classes(pred)})
                 rows["robust"].append({**tag, "source": source, "attack": attack, "eps": eps,
                                        "accuracy": float((pred == labels).mean()),
                                        "success_rate": attacks.success_rate(clean_pred, pred,
@@ -154,6 +164,9 @@ def units(settings) -> list[Unit]:
                 for i, (label, _, _) in enumerate(threat_grid(*where, resolve=False)):
                     out.append(Unit(2, f"attacks on {dataset}/{variant}/seed {seed}: {label}",
                                     _grid_unit, (*where, "threats", i)))
+                for i, label in enumerate(BASELINE_LABELS):
+                    out.append(Unit(1, f"baseline {dataset}/{variant}/seed {seed}: {label}",
+                                    _baseline_unit, (*where, i)))
                 if dataset == names[0] and seed == settings.seed:
                     for i, (label, _, _) in enumerate(convergence_grid(*where, resolve=False)):
                         out.append(Unit(2, f"convergence {dataset}/{variant}: {label}",
@@ -373,6 +386,22 @@ def sector_effects(results, eps: float) -> pd.DataFrame:
 # ----------------------------------------------------------------- plain baselines (controls)
 
 BASELINE_REFERENCE = "k=0 × 0"   # per-ring mean-centring: the suppression the baselines face
+
+
+# the models baseline_grid adds to model_grid's (trained by the sweep's units)
+BASELINE_LABELS = ("global mean-centring", "background thresholding",
+                   "Gaussian-noise training, equal steps", "adversarial training, equal steps")
+
+
+def _baseline_unit(settings, dataset: str, variant: str, seed: int, index: int) -> None:
+    """Train baseline ``BASELINE_LABELS[index]`` of :func:`baseline_grid` (in the worker)."""
+    found = {label: (spec, pre) for label, spec, pre in
+             baseline_grid(settings, dataset, variant, seed)}
+    spec, pre = found[BASELINE_LABELS[index]]
+    if pre is None:
+        train_model(spec)
+    else:
+        controls.trained_preprocessed(spec, pre)
 
 
 def baseline_grid(settings, dataset: str, variant: str, seed: int) -> list[tuple]:
