@@ -62,9 +62,13 @@ def test_reliance_controls_shapes_and_none_matches_predictions(grids, rng):
     pred = model.readout(torch.as_tensor(amplitudes(grids))).argmax(1).numpy()
     assert np.array_equal(out["correct"]["none"], pred == labels)
     assert out["moved"]["none"] == pytest.approx(0, abs=1e-12)
-    # the k ≥ 1 control moves the state exactly as far as removing the ring means does
-    assert out["moved"][controls.RELIANCE_CONTROLS[2]] == \
+    # the fidelity-matched control moves the state exactly as far as the removal does; the
+    # norm-matched one (the rule's) to fidelity 1 / (1 + w0) per image
+    w0 = controls.ring_mean_weight(grids)
+    assert out["moved"]["k ≥ 1 moved as far (ring means kept)"] == \
         pytest.approx(out["moved"]["ring means removed"], rel=1e-9)
+    assert out["moved"][controls.REFERENCE_CONTROL] == pytest.approx(np.mean(w0 / (1 + w0)),
+                                                                     rel=1e-9)
     again = controls.reliance_controls(model, grids, labels, seed=0)
     for name in controls.RELIANCE_CONTROLS:
         assert np.array_equal(out["correct"][name], again["correct"][name])
@@ -131,3 +135,20 @@ def test_trained_preprocessed_caches_and_refuses_filters(tmp_path):
     assert not torch.equal(model.weights, other.weights)
     with pytest.raises(ValueError, match="starts from the plain model"):
         controls.trained_preprocessed(replace(spec, suppress_alpha=0.0), pre)
+
+
+def test_energy_removed_takes_exactly_the_fraction(grids, rng, atol):
+    f = rng.uniform(0.0, 1.0, len(grids))
+    out = controls.energy_removed(grids, f, np.random.default_rng(5))
+    norm2 = lambda x: (x.reshape(len(x), -1) ** 2).sum(-1)
+    assert np.allclose(norm2(out), (1 - f) * norm2(grids), atol=atol)
+    # matched to the ring means' weight it takes the same energy as removing them
+    w0 = controls.ring_mean_weight(grids)
+    same = controls.energy_removed(grids, w0, np.random.default_rng(5))
+    removed = sectors.keep_sectors(grids, range(1, 8))
+    assert np.allclose(norm2(same), norm2(removed), atol=atol)
+    # ... but not from the ring means alone: they keep most of their share
+    assert np.all(controls.ring_mean_weight(same) > 0.1)
+    assert np.allclose(controls.energy_removed(grids, 0.0, rng), grids, atol=atol)
+    with pytest.raises(ValueError, match=r"fraction must lie in \[0, 1\]"):
+        controls.energy_removed(grids, 1.5, rng)

@@ -11,7 +11,7 @@ import pytest
 
 from equivar import stats
 from equivar.book.verdict_plots import VERDICT_COLOURS, plot_verdicts
-from equivar.studies import scorecard
+from equivar.studies import controls, scorecard
 
 
 def _rows(rng):
@@ -72,7 +72,7 @@ def test_rules_table_lists_thresholds():
 def test_control_plots_draw_and_refuse_bad_input():
     from equivar.book.verdict_plots import plot_energy_controls, plot_k0_split
 
-    order = ["none", "ring means removed", "k ≥ 1 moved as far"]
+    order = list(controls.RELIANCE_CONTROLS[:3])
     summary = pd.DataFrame([{"dataset": d, "variant": v, "control": c, "accuracy": 0.5,
                              "moved": 0.1} for d in ("a", "b") for v in ("west", "sector")
                             for c in order])

@@ -3,10 +3,11 @@ survive review).
 
 * **Energy** (chapter 2). Sector k = 0 holds most of an image's encoded norm, so removing it
   moves the state far; a drop could be "how much" rather than "which". :func:`reliance_controls`
-  scores a model on the ring means removed and on perturbations that move the encoded state
-  *exactly as far* (the same fidelity |⟨ψ, ψ'⟩|² = 1 − w₀, with w₀ the k = 0 weight) but keep
-  the ring-mean profile (:func:`fidelity_matched`, perturbation in k ≥ 1 only), or move it in a
-  random direction, and on the removal of a random subspace of the same dimension as k = 0.
+  scores a model on the ring means removed and on controls that keep the ring means: a
+  perturbation within k ≥ 1 of the same norm as the removal, or one that moves the encoded
+  state *exactly as far* (the same fidelity |⟨ψ, ψ'⟩|² = 1 − w₀, with w₀ the k = 0 weight;
+  :func:`fidelity_matched`); and on removals of the same energy (:func:`energy_removed`) or of
+  the same dimension (:func:`random_subspace_removed`) in random directions.
 * **Clipping and background** (chapter 3). Pixels are clipped to [0, 1]; on a dark background
   a perturbation can only brighten, which adds a ring-constant (k = 0) part. :func:`split`
   divides a perturbation into its background and object parts; :func:`k0_share` measures the
@@ -90,18 +91,54 @@ def random_subspace_removed(grids, dim: int, rng) -> np.ndarray:
     return (flat - (flat @ basis) @ basis.T).reshape(g.shape)
 
 
-RELIANCE_CONTROLS = ("none", "ring means removed", "k ≥ 1 moved as far (ring means kept)",
-                     "random direction moved as far", "random subspace of k = 0's dimension "
-                     "removed")
+def energy_removed(grids, fraction, rng) -> np.ndarray:
+    """Grids with exactly ``fraction`` of each grid's squared norm removed along a random
+    orthonormal basis of the grid space (one basis for all grids, drawn from ``rng``): whole
+    components in the basis' random order, the last one shrunk, until ‖g'‖² = (1 − f)‖g‖².
+    The same *energy* as removing the ring means (f = w₀), from no particular sector; the
+    subspace touched has about f·R·N dimensions. ``fraction``: scalar or (n,) in [0, 1]."""
+    g = np.asarray(grids, dtype=np.float64)
+    n, size = len(g), g.shape[-1] * g.shape[-2]
+    f = np.broadcast_to(np.asarray(fraction, dtype=np.float64), (n,))
+    if not np.all((f >= 0) & (f <= 1)):
+        raise ValueError(f"fraction must lie in [0, 1], got values in [{f.min()}, {f.max()}]")
+    basis, _ = np.linalg.qr(rng.standard_normal((size, size)))
+    coef = g.reshape(n, -1) @ basis                          # (n, size), Σ coef² = ‖g‖²
+    energy = coef ** 2
+    target = f * energy.sum(-1)
+    before = np.cumsum(energy, axis=-1) - energy             # energy of the earlier components
+    whole = before + energy <= target[:, None]               # removed completely
+    partial = ~whole & (before < target[:, None])            # the one component shrunk
+    rest = np.where(partial, target[:, None] - before, 0.0)
+    shrink = np.sqrt(np.clip(1 - np.divide(rest, energy, out=np.zeros_like(rest),
+                                           where=energy > 0), 0, 1))
+    factor = np.where(whole, 0.0, np.where(partial, shrink, 1.0))
+    return ((coef * factor) @ basis.T).reshape(g.shape)
+
+
+RELIANCE_CONTROLS = ("none", "ring means removed",
+                     "k ≥ 1 perturbed, same norm (ring means kept)",
+                     "k ≥ 1 moved as far (ring means kept)",
+                     "random subspace, same energy removed",
+                     "random subspace of k = 0's dimension removed")
+REFERENCE_CONTROL = RELIANCE_CONTROLS[2]   # the control of C3-reliance's pre-registered rule
 
 
 def reliance_controls(model: QuantumClassifier, grids, labels, seed: int) -> dict:
-    """Per-image correctness of ``model`` under the ring means removed and its energy-matched
-    controls (:data:`RELIANCE_CONTROLS`), and the mean share of the state each moves.
+    """Per-image predictions of ``model`` with the ring means removed and under the controls of
+    :data:`RELIANCE_CONTROLS`, and the mean share of the state each moves (1 − fidelity).
+
+    * ``k ≥ 1 perturbed, same norm``: a random perturbation within k ≥ 1, orthogonal to the
+      grid, with the norm of the ring-mean removal δ₀ = −g₀ (the rule of C3-reliance: "a
+      norm-matched perturbation that keeps them");
+    * ``k ≥ 1 moved as far``: the same, large enough that the encoded state moves exactly as
+      far as the removal moves it (fidelity 1 − w₀; it buries the k ≥ 1 signal in noise, so it
+      errs against the ring means);
+    * ``random subspace, same energy removed``: w₀ of the norm² removed in random directions;
+    * ``random subspace of k = 0's dimension removed``: R random directions (little energy).
 
     Returns ``{"predicted": {name: (n,) classes}, "correct": {name: (n,) bool}, "moved":
-    {name: mean 1 − fidelity}}``. C3-reliance
-    compares "ring means removed" with "k ≥ 1 moved as far (ring means kept)".
+    {name: mean 1 − fidelity}}``.
     """
     g = np.asarray(grids, dtype=np.float64)
     labels = np.asarray(labels)
@@ -112,9 +149,11 @@ def reliance_controls(model: QuantumClassifier, grids, labels, seed: int) -> dic
     empty = np.linalg.norm(removed.reshape(len(g), -1), axis=-1) < 1e-12
     removed[empty] = g[empty]
     variants = {"none": g, "ring means removed": removed,
-                RELIANCE_CONTROLS[2]: fidelity_matched(g, w0, rng, keep_ring_means=True),
-                RELIANCE_CONTROLS[3]: fidelity_matched(g, w0, rng, keep_ring_means=False),
-                RELIANCE_CONTROLS[4]: random_subspace_removed(g, g.shape[-2], rng)}
+                # ‖δ‖² = ‖g₀‖² = w₀‖g‖² ⟺ fidelity 1 / (1 + w₀), i.e. fraction w₀ / (1 + w₀)
+                RELIANCE_CONTROLS[2]: fidelity_matched(g, w0 / (1 + w0), rng),
+                RELIANCE_CONTROLS[3]: fidelity_matched(g, w0, rng),
+                RELIANCE_CONTROLS[4]: energy_removed(g, w0, rng),
+                RELIANCE_CONTROLS[5]: random_subspace_removed(g, g.shape[-2], rng)}
     predicted, correct, moved = {}, {}, {}
     for name, x in variants.items():
         predicted[name] = predict(model, amplitudes(x))

@@ -9,8 +9,8 @@
 * :func:`sector_attribution`: for an invariant model, the contribution Tr[ρ_k M_k] of each
   independent sector k to the winning logit and to the margin over the runner-up;
 * :func:`verdicts`: C3-reliance judged by its pre-registered rule (:data:`equivar.stats.RULES`)
-  on per-image predictions (:func:`correctness`): the ring means removed against an
-  energy-matched control (:mod:`equivar.studies.controls`).
+  on per-image predictions (:func:`correctness`): the ring means removed against a
+  norm-matched control (:mod:`equivar.studies.controls`).
 """
 from __future__ import annotations
 
@@ -271,7 +271,7 @@ def reliance_ratios(tables: dict[str, pd.DataFrame], n_classes: dict[str, int]) 
 INVARIANT = ("west", "sector")   # the exactly invariant models the claims are about
 TRANSFORM_NAMES = {t.name for t in TRANSFORMS}
 RELIANCE_FIGURE = "fig-reliance-verdicts"
-CONTROL = controls.RELIANCE_CONTROLS[2]   # k ≥ 1 moved as far, ring means kept
+CONTROL = controls.REFERENCE_CONTROL   # k ≥ 1 perturbed with the removal's norm
 
 
 def encode_classes(classes) -> str:
@@ -313,9 +313,9 @@ def _seed_p(a, b) -> float:
 def verdicts(results: dict[str, pd.DataFrame], n_resamples: int = 10_000):
     """C3-reliance, judged with :data:`equivar.stats.RULES` (fixed before the run).
 
-    Statistic per image: correct under the energy-matched control (the state moved as far
-    as removing the ring means moves it, within k ≥ 1, ring means kept) minus correct with the
-    ring means removed, i.e. the extra accuracy drop due to *which* part is removed; paired
+    Statistic per image (the rule's): correct under the norm-matched control (a perturbation
+    within k ≥ 1 with the norm of the ring-mean removal, ring means kept) minus correct with
+    the ring means removed, i.e. the extra accuracy drop due to *which* part is changed; paired
     over seeds × test images (two-level bootstrap 95 % CI) with the seed-level sign-flip test.
 
     Returns (rows, table): ``rows`` the chapter's verdict family for the scorecard (one claim,
@@ -326,7 +326,7 @@ def verdicts(results: dict[str, pd.DataFrame], n_resamples: int = 10_000):
     pairs = [(d, v) for (d, v), _ in pred[pred["condition"] == CONTROL]
              .groupby(["dataset", "variant"], sort=False)]
     if not pairs:
-        raise ValueError("no energy-matched controls in the results (no invariant model on a "
+        raise ValueError("no norm-matched controls in the results (no invariant model on a "
                          "real dataset)")
     rows, found = [], {}
     for dataset, variant in pairs:
@@ -336,7 +336,7 @@ def verdicts(results: dict[str, pd.DataFrame], n_resamples: int = 10_000):
         ci = stats.bootstrap_difference(a, b, n_resamples=n_resamples)
         found[(dataset, variant)] = (ci, _seed_p(a, b))
         rows.append({"dataset": dataset, "variant": variant, "clean": clean.mean(),
-                     "ring means removed": b.mean(), "energy-matched control": a.mean(),
+                     "ring means removed": b.mean(), "norm-matched control": a.mean(),
                      "statistic": ci.estimate, "low": ci.low, "high": ci.high,
                      "p (seeds, raw)": found[(dataset, variant)][1]})
     table = pd.DataFrame(rows)
@@ -360,9 +360,9 @@ def conclusion_markdown(family: list[dict], table: pd.DataFrame, settings) -> st
     for _, r in table.iterrows():
         lines.append(
             f"- **{r['dataset']}, {VARIANT_LABELS.get(r['variant'], r['variant'])}**: clean "
-            f"{r['clean']:.3f}; ring means removed {r['ring means removed']:.3f}; the same move "
-            f"within k ≥ 1 {r['energy-matched control']:.3f}. Extra drop from removing the "
-            f"ring means: {r['statistic']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}], Holm "
+            f"{r['clean']:.3f}; ring means removed {r['ring means removed']:.3f}; a perturbation "
+            f"of the same norm within k ≥ 1 {r['norm-matched control']:.3f}. Extra drop from "
+            f"removing the ring means: {r['statistic']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}], Holm "
             f"p = {r['p (Holm)']:.3g}: **{r['verdict']}**.")
     row = family[0]
     floor = table.attrs["min p"]
