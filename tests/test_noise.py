@@ -143,3 +143,32 @@ def test_layers_of_the_equivariant_variants_are_block_diagonal_in_the_angular_ba
     with pytest.raises(ValueError, match="block"):
         noise.noisy_readout(random_states(1, 16, 0), QuantumClassifier(base).weights, base,
                             method="blocks")
+
+
+def test_the_transform_gates_multiply_to_the_transform():
+    for n_ang in (2, 3):
+        cfg = small("west", n_rad=2, n_ang=n_ang)
+        product = torch.eye(2 ** cfg.n_wires, dtype=torch.complex128)
+        gates = noise.transform_gates(cfg)
+        assert len(gates) == n_ang * (n_ang + 1) // 2  # Hadamards and controlled phases
+        for matrix, wires in gates:
+            assert set(wires) <= set(cfg.angular_wires)
+            product = torch.kron(torch.eye(cfg.n_rings, dtype=matrix.dtype), matrix) @ product
+        assert (product - noise._transform(cfg)).abs().max() < 1e-12
+    assert noise.transform_gates(small("baseline")) == ()
+
+
+def test_noise_inside_the_transform_breaks_the_sector_models_invariance():
+    cfg = small("sector", n_rad=2, n_ang=3, n_layers=2)
+    model = QuantumClassifier(cfg, seed=9)
+    x = random_states(4, 2 ** cfg.n_wires, 5)
+    nm = noise.NoiseModel("depolarizing", 0.05, "transform", "all")
+    turned = torch.cat([rotate_states(x, m, cfg) for m in range(cfg.n_angles)])
+    out = noise.noisy_readout(turned, model.weights, cfg, nm).reshape(cfg.n_angles, 4, -1)
+    assert (out - out[0]).abs().max() > 1e-5
+    # the radial wires carry no transform gate: no noise at all there
+    quiet = noise.noisy_readout(x, model.weights, cfg,
+                                noise.NoiseModel("depolarizing", 0.05, "transform", "radial"))
+    assert (quiet - model.readout(x)).abs().max() < 1e-12
+    with pytest.raises(ValueError, match="inside the transform"):
+        noise.rotation_commutator("depolarizing", 0.1, "transform", 3)

@@ -9,6 +9,9 @@ circuit, plus a readout error:
 * ``placement``: ``"layers"``: after every layer (Rot gates and CZ chain), on ``wires``;
   ``"input"``: once on the encoded state, *before* the angular transform (state-preparation
   noise, where the rotation is a cyclic shift of the angular basis, not a phase);
+  ``"transform"``: after every gate of the angular transform (Hadamards and controlled phases
+  of the inverse-QFT ladder), on the gate's wires among ``wires`` (the baseline has no
+  transform, so no noise);
 * ``wires``: ``"all"``, ``"radial"`` or ``"angular"``;
 * ``readout_error``: each radial qubit's outcome flipped with probability q before it is read
   (a bit flip on the radial wires just before measurement).
@@ -46,7 +49,7 @@ from equivar.core import simulator
 from equivar.core.simulator import DTYPE
 
 CHANNELS = ("depolarizing", "amplitude_damping", "bit_flip")
-PLACEMENTS = ("layers", "input")
+PLACEMENTS = ("layers", "input", "transform")
 WIRES = ("all", "radial", "angular")
 BLOCK = 64        # states per density-matrix block (64 × 128 × 128 complex128 = 16 MiB at 7 qubits)
 MAX_WIRES = 10    # D³ per layer and state: beyond this, a density matrix is too slow here
@@ -58,7 +61,8 @@ class NoiseModel:
 
     channel: str = "depolarizing"
     rate: float = 0.0            # p (depolarizing, bit flip) or γ (amplitude damping)
-    placement: str = "layers"    # "layers": after every layer; "input": before the transform
+    placement: str = "layers"    # "layers": after every layer; "input": before the transform;
+                                 # "transform": after every gate of the transform
     wires: str = "all"           # "all" | "radial" | "angular"
     readout_error: float = 0.0   # probability that a radial qubit's outcome is flipped
 
@@ -144,7 +148,8 @@ def rotation_commutator(channel: str, rate: float, placement: str, n_ang: int,
             k = simulator.bit_reversal(n_ang).argsort().double()    # mode held by basis state
             rot = torch.diag(torch.exp(-2j * np.pi * k * m / n).to(DTYPE))
         else:
-            raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+            raise ValueError(f"placement must be 'layers' or 'input' (the rotation has no single "
+                             f"form inside the transform), got {placement!r}")
         diff = noisy(rot @ rho @ rot.conj().T) - rot @ noisy(rho) @ rot.conj().T
         worst = max(worst, float(diff.abs().max()))
     return worst
@@ -163,6 +168,19 @@ def layer_unitaries(weights, config) -> tuple[torch.Tensor, list[torch.Tensor]]:
         u = simulator.circuit_unitary(weights[layer:layer + 1], one)
         layers.append(u @ transform.conj().T)
     return transform, layers
+
+
+@lru_cache(maxsize=None)
+def transform_gates(config) -> tuple[tuple[torch.Tensor, tuple[int, ...]], ...]:
+    """The transform's gates in order, each as its (N, N) complex128 action on the angular
+    register (every gate acts on angular wires only) and the wires it acts on; empty for the
+    baseline. ``1_rad ⊗ G_last ⋯ G_first`` is the transform (tested)."""
+    if not config.equivariant:
+        return ()
+    ops = qml.tape.make_qscript(qmodel.fourier_transform)(config).operations
+    wire_order = list(range(config.n_rad, config.n_wires))
+    return tuple((torch.as_tensor(qml.matrix(op, wire_order=wire_order), dtype=DTYPE)
+                  .contiguous(), tuple(int(w) for w in op.wires)) for op in ops)
 
 
 @lru_cache(maxsize=None)
@@ -228,17 +246,35 @@ def register_probabilities(states, weights, config, noise: NoiseModel = NOISELES
             per_block = [torch.diagonal(u.reshape(r, a, r, a), dim1=1, dim2=3).permute(2, 0, 1)
                          .contiguous() for u in layers]
             move = angular_transition(noise.channel, noise.rate)
-        # full density matrices are built only for the baseline and for noise on the input
-        full_rho = not blocks or (noise.placement == "input" and wires)
+        # full density matrices are built only for the baseline and for noise on the input or
+        # inside the transform
+        inside = noise.placement == "transform" and bool(wires) and config.equivariant
+        full_rho = not blocks or (noise.placement == "input" and wires) or inside
         step = BLOCK if full_rho else BLOCK * a
         out = []
         for lo in range(0, len(x), step):
             chunk = x[lo:lo + step]
-            if noise.placement == "input" and wires:
+            if inside:
+                rho = density_matrices(chunk)
+                for gate, gate_wires in transform_gates(config):
+                    rho = torch.einsum("ab,xrbsc,dc->xrasd", gate, rho.reshape(-1, r, a, r, a),
+                                       gate.conj()).reshape(-1, r * a, r * a)
+                    for wire in gate_wires:
+                        if wire in wires:
+                            rho = apply_channel(rho, sup, wire, n)
+                if blocks:
+                    rho = torch.diagonal(rho.reshape(-1, r, a, r, a), dim1=2, dim2=4) \
+                        .permute(0, 3, 1, 2)
+            elif noise.placement == "input" and wires:
                 rho = density_matrices(chunk)
                 for wire in wires:
                     rho = apply_channel(rho, sup, wire, n)
-                rho = transform @ rho @ transform.conj().T
+                if blocks:   # only the diagonal blocks of T ρ T†, T = 1_rad ⊗ F
+                    f = transform.reshape(r, a, r, a)[0, :, 0, :]
+                    rho = torch.einsum("ab,xrbsc,ac->xars", f, rho.reshape(-1, r, a, r, a),
+                                       f.conj())
+                else:
+                    rho = transform @ rho @ transform.conj().T
             elif not blocks:
                 rho = density_matrices(chunk)
                 rho = transform @ rho @ transform.conj().T
@@ -248,9 +284,6 @@ def register_probabilities(states, weights, config, noise: NoiseModel = NOISELES
                 if rho is None:
                     psi = (chunk.to(DTYPE) @ transform.T).reshape(-1, r, a).transpose(1, 2)
                     rho = psi[..., :, None] * psi[..., None, :].conj()        # (b, a, R, R)
-                else:
-                    rho = torch.diagonal(rho.reshape(-1, r, a, r, a), dim1=2, dim2=4) \
-                        .permute(0, 3, 1, 2)
                 probs = _evolve_blocks(rho, per_block, sup, move, wires, noise, config)
             else:
                 for u in layers:
@@ -309,7 +342,13 @@ def reference_readout(state, weights, config, noise: NoiseModel = NOISELESS) -> 
         if noise.placement == "input":
             for wire in wires:
                 channel(noise.rate, wires=wire)
-        if config.equivariant:
+        if config.equivariant and noise.placement == "transform":
+            for op in qml.tape.make_qscript(qmodel.fourier_transform)(config).operations:
+                qml.apply(op)
+                for wire in op.wires:
+                    if wire in wires:
+                        channel(noise.rate, wires=wire)
+        elif config.equivariant:
             qmodel.fourier_transform(config)
         for layer in range(config.n_layers):
             qmodel.layers(w[layer:layer + 1], one)
