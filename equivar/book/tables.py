@@ -8,29 +8,41 @@ the columns the text discusses (``columns``); the rest belongs in the figure's C
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 
 import pandas as pd
 
 Format = str | Callable[[object], str]
 
-# Sphinx typesets a table of more than 30 rows as a LaTeX longtable whose columns never wrap, so
-# a wide one runs off the PDF page; a {tabularcolumns} spec of wrapping columns prevents that.
-LONG_TABLE_ROWS = 30
+# In the PDF, Sphinx sizes table columns from their content and never breaks a long name in
+# code type, so a narrow column overprints its neighbour, and a table of more than 30 rows
+# becomes a longtable whose columns never wrap. Every table of the book therefore gets a
+# {tabularcolumns} spec of wrapping columns: each at least as wide as its longest word, the
+# rest shared by the amount of text (the HTML is unchanged).
+CODE_CHAR = 0.016     # share of the line width one character of code type takes in a PDF table
+TEXT_CHAR = 0.011     # the same for roman type (which also breaks after hyphens)
+LINE_SHARE = 0.94     # of the line width, for all columns together
 
 
-def latex_columns(widths: list[float]) -> str:
-    """A MyST ``{tabularcolumns}`` directive of wrapping LaTeX columns (Sphinx's ``\\Y``), each
-    as wide as its share of ``widths`` (e.g. the longest cell of each column)."""
-    weights = [max(float(w), 1.0) ** 0.5 for w in widths]  # damp: short columns stay legible
-    total = sum(weights)
-    spec = "|".join(f"\\Y{{{0.94 * w / total:.3f}}}" for w in weights)
+def latex_columns(longest_words: list[float], lengths: list[int]) -> str:
+    """A MyST ``{tabularcolumns}`` directive of wrapping LaTeX columns (Sphinx's ``\\Y``):
+    column ``i`` gets ``longest_words[i]`` of the line width (room for its longest unbreakable
+    word), and the rest of the line is shared in proportion to the square root of
+    ``lengths[i]`` (its amount of text)."""
+    floor = [max(w, 3 * TEXT_CHAR) for w in longest_words]
+    if sum(floor) > LINE_SHARE:  # too many wide words: shrink them all alike
+        floor = [f * LINE_SHARE / sum(floor) for f in floor]
+    weights = [max(n, 1) ** 0.5 for n in lengths]
+    spare = LINE_SHARE - sum(floor)
+    shares = [f + spare * w / sum(weights) for f, w in zip(floor, weights)]
+    spec = "|".join(f"\\Y{{{share:.3f}}}" for share in shares)
     return f"```{{tabularcolumns}} |{spec}|\n```\n\n"
 
 
 def wrap_long_tables(markdown: str) -> str:
-    """``markdown`` with a :func:`latex_columns` spec before every pipe table longer than
-    :data:`LONG_TABLE_ROWS` rows (the HTML is unchanged)."""
+    """``markdown`` with a :func:`latex_columns` spec before every pipe table, so that the PDF
+    wraps its columns instead of overprinting or clipping them."""
     lines, out, i = markdown.splitlines(keepends=True), [], 0
     while i < len(lines):
         is_table = (lines[i].lstrip().startswith("|") and i + 1 < len(lines)
@@ -43,13 +55,24 @@ def wrap_long_tables(markdown: str) -> str:
         while end < len(lines) and lines[end].lstrip().startswith("|"):
             end += 1
         rows = [_cells(line) for line in lines[i:end] if not set(line.strip()) <= set("|-: ")]
-        if len(rows) - 1 > LONG_TABLE_ROWS:
-            n = len(rows[0])
-            widths = [max(len(r[c]) if c < len(r) else 0 for r in rows) for c in range(n)]
-            out.append(latex_columns(widths))
+        n = len(rows[0])
+        column = [[r[c] if c < len(r) else "" for r in rows] for c in range(n)]
+        words = [max((_word_width(cell) for cell in col), default=0.0) for col in column]
+        lengths = [sum(len(cell) for cell in col) for col in column]
+        if not (i > 0 and "tabularcolumns" in "".join(out[-3:])):
+            out.append(latex_columns(words, lengths))
         out.extend(lines[i:end])
         i = end
     return "".join(out)
+
+
+def _word_width(cell: str) -> float:
+    """Share of the line width the longest unbreakable piece of a cell needs in the PDF: code
+    (backticks) never breaks; roman text breaks at spaces and after hyphens."""
+    if cell.startswith("`") and cell.endswith("`"):
+        return CODE_CHAR * len(cell.strip("`"))
+    pieces = re.split(r"[\s/-]+", cell.replace("*", ""))
+    return TEXT_CHAR * max((len(p) for p in pieces), default=0)
 
 
 def _cells(line: str) -> list[str]:
