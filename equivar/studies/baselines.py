@@ -49,15 +49,17 @@ LABELS = {"sector-logistic": "logistic on sector blocks", "sector-mlp": "MLP on 
 # ----------------------------------------------------------------- model selection
 
 def configurations(settings, kind: str) -> list[dict]:
-    """The configurations tried for ``kind``: at most ``settings.budget`` drawn without
-    replacement (seeded) from lrs × weight decays × widths, in a fixed order."""
+    """The configurations tried for ``kind``: at most ``settings.budget`` (the group CNN:
+    ``settings.cnn_budget``) drawn without replacement (seeded) from lrs × weight decays ×
+    widths, in a fixed order."""
     widths = {"sector-logistic": (0,), "p4-cnn": settings.cnn_widths}.get(kind,
                                                                            settings.mlp_widths)
     grid = [dict(zip(("lr", "weight_decay", "width"), v)) for v in
             itertools.product(settings.lrs, settings.weight_decays, widths)]
     rng = np.random.default_rng([settings.selection_seed, 11, classical.RING_KINDS.index(kind)
                                  if kind in classical.RING_KINDS else 3])
-    pick = np.sort(rng.choice(len(grid), size=min(settings.budget, len(grid)), replace=False))
+    budget = settings.cnn_budget if kind == "p4-cnn" else settings.budget
+    pick = np.sort(rng.choice(len(grid), size=min(budget, len(grid)), replace=False))
     return [grid[i] for i in pick]
 
 
