@@ -155,7 +155,10 @@ def execute(chapter: Chapter, params: dict[str, object], output: Path,
         pm.execute_notebook(str(chapter.path), str(partial), parameters=params,
                             kernel_name="python3", cwd=str(cwd or chapter.path.parent),
                             progress_bar={"desc": chapter.stem} if progress else False,
-                            request_save_on_cell_execute=False)
+                            request_save_on_cell_execute=False,
+                            # the kernel's own warnings (ipykernel 7: "running over TCP without
+                            # encryption", a local kernel) broke the progress line; errors stay
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as err:
         index, first_line = _failed_cell(partial, err.exec_count)
         raise ChapterFailed(f"{chapter.path.name} failed in cell {index} (In [{err.exec_count}], "
