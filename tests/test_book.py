@@ -344,3 +344,19 @@ def test_staged_sources_point_at_the_rerun(tmp_path):
     assert not generated.is_symlink() and "No figure has been written yet" in \
         (generated / "figures.md").read_text()
     assert "No chapter run has been recorded yet" in (generated / "timings.md").read_text()
+
+
+def test_thread_prose_is_computed_from_the_results(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(book, "project_root", lambda: tmp_path)
+    folder = tmp_path / "benchmarks" / "results"
+    folder.mkdir(parents=True)
+    medians = {"1 thread": {"quantum": 0.01, "cnn": 0.04},
+               "2 threads": {"quantum": 0.30, "cnn": 0.02}}
+    (folder / "threads.json").write_text(json.dumps({"busy": {"medians": medians}}))
+    text = book.threads_summary()
+    assert "between 0.50× (CNN step, 2 threads, next to two busy processes)" in text
+    assert "and 30.0× (quantum step, 2 threads, next to two busy processes)" in text
+    (folder / "threads.json").unlink()
+    assert "not been run" in book.threads_summary()

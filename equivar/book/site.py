@@ -147,6 +147,35 @@ def benchmark_page(name: str = "simulator.md", command: str = "make bench") -> s
     return text.split("\n", 1)[1].lstrip("\n") if text.startswith("# ") else text
 
 
+def threads_summary(name: str = "threads.json") -> str:
+    """One sentence on the thread benchmark, computed from its last results (so the prose
+    cannot contradict the table under it): the best and worst ratio of a multi-threaded step
+    to the one-thread step, over every scenario and model."""
+    path = project_root() / "benchmarks" / "results" / name
+    if not path.exists():
+        return "The thread benchmark has not been run in this build (`make bench`).\n"
+    results = json.loads(path.read_text())
+    ratios = []
+    for scenario, block in results.items():
+        medians = block["medians"]
+        for config, times in medians.items():
+            if config == "1 thread":
+                continue
+            for model, seconds in times.items():
+                ratios.append((seconds / medians["1 thread"][model], scenario, config, model))
+    scenarios = {"idle": "as the machine was", "busy": "next to two busy processes",
+                 "twins": "two copies at once"}
+    models = {"quantum": "quantum step", "cnn": "CNN step"}
+
+    def where(r):
+        return f"{models.get(r[3], r[3])}, {r[2]}, {scenarios.get(r[1], r[1])}"
+
+    best, worst = min(ratios), max(ratios)
+    return (f"In the last run, a step with two threads took between {best[0]:.2f}× "
+            f"({where(best)}) and {worst[0]:.1f}× ({where(worst)}) the time of the same step "
+            f"on one thread.\n")
+
+
 CITATION = ("equivar: reproducible companion to arXiv:2604.15552 (Krumtünger, Sevior, Usman, "
             "2026)")
 
@@ -250,6 +279,7 @@ def write_generated_pages(out: Path | None = None, chapters_dir: Path | None = N
                        ("benchmark.md", benchmark_page()),
                        ("threads.md", benchmark_page("threads.md",
                                                      "python benchmarks/threads.py")),
+                       ("threads-summary.md", threads_summary()),
                        ("figures.md", figures_page(figures)), ("pdf.md", pdf)):
         with atomic_path(out / name) as tmp:
             tmp.write_text(wrap_long_tables(text))  # long tables wrap in the PDF too
