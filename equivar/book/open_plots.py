@@ -134,8 +134,8 @@ def plot_grids(table: pd.DataFrame):
 
 
 def plot_shots(accuracy: pd.DataFrame, margins: pd.DataFrame, resolved_share: float):
-    """Top: accuracy versus shots per readout (log x; solid clean, dashed transferred PGD,
-    dotted horizontal: exact readout); bottom: share of images whose largest per-sector margin
+    """Top: accuracy versus shots per readout (log x; solid clean, dash-dotted ring means
+    removed, dashed transferred PGD; dotted horizontal: exact readout); bottom: share of images whose largest per-sector margin
     contribution is identified from the shots (per sector), for the invariant models; dashed:
     the share called resolved. Columns: datasets."""
     datasets = list(dict.fromkeys(accuracy["dataset"]))
@@ -145,7 +145,7 @@ def plot_shots(accuracy: pd.DataFrame, margins: pd.DataFrame, resolved_share: fl
     for j, dataset in enumerate(datasets):
         part = accuracy[accuracy["dataset"] == dataset]
         for (model, what), g in part.groupby(["model", "data"], sort=False):
-            style = "-" if what == "clean" else "--"
+            style = {"clean": "-", "transferred PGD": "--"}.get(what, "-.")
             sampled = g[g["shots"] > 0].sort_values("shots")
             axes[0, j].plot(sampled["shots"], sampled["accuracy"], style, marker=".",
                             color=colours[model], label=f"{_label(model)}, {what}")

@@ -410,7 +410,8 @@ def grid_table(settings, progress: bool = False) -> pd.DataFrame:
 def shot_study(settings, progress: bool = False) -> dict[str, pd.DataFrame]:
     """Accuracy and per-sector margins with S shots, for every dataset and invariant model
     (the baseline for accuracy too). Returns ``accuracy`` (dataset, model, data, shots, accuracy;
-    shots 0 = exact) and ``margins`` (dataset, variant, shots, per-image identification rate of
+    shots 0 = exact; data: clean, ring means removed (for the necessity of k = 0), transferred
+    PGD) and ``margins`` (dataset, variant, shots, per-image identification rate of
     the top sector, the shot standard error of the mean margins, and whether the ordering of
     the two largest mean margins is resolved)."""
     names, _ = datasets(settings)
@@ -418,11 +419,14 @@ def shot_study(settings, progress: bool = False) -> dict[str, pd.DataFrame]:
     for name in names:
         x, y = test_set(settings, name)
         images, labels, adv = _adversarial(settings, name)
-        sets = {"clean": (x, y), "transferred PGD": (adv, labels)}
+        clean_grids = rings.sample_grid(x)
+        sets = {"clean": (amplitudes(clean_grids), y),
+                "ring means removed": (amplitudes(sectors.keep_sectors(
+                    clean_grids, range(1, clean_grids.shape[-1]))), y),
+                "transferred PGD": (amplitudes(rings.sample_grid(adv)), labels)}
         for variant in QUANTUM:
             model, _ = trained(quantum_spec(settings, name, variant), progress=progress)
-            for what, (imgs, labs) in sets.items():
-                states = amplitudes(rings.sample_grid(imgs))
+            for what, (states, labs) in sets.items():
                 acc_rows.append({"dataset": name, "model": variant, "data": what, "shots": 0,
                                  "accuracy": shots.shot_accuracy(model, states, labs, None, 0)})
                 for s in settings.shots:
@@ -461,6 +465,17 @@ def shot_study(settings, progress: bool = False) -> dict[str, pd.DataFrame]:
                                               and means[first] - means[second] > 2 * diff_se)})
     return {"accuracy": pd.DataFrame(acc_rows), "margins": pd.DataFrame(margin_rows),
             "means": pd.DataFrame(mean_rows)}
+
+
+def shot_necessity(result: dict[str, pd.DataFrame], n_classes: dict[str, int]) -> pd.DataFrame:
+    """Necessity of the ring means (chapter 2's definition) versus shots, per dataset and model:
+    (clean − ring means removed) / (clean − chance), NaN within 5 points of chance."""
+    acc = result["accuracy"].pivot_table(index=["dataset", "model", "shots"], columns="data",
+                                         values="accuracy").reset_index()
+    chance = acc["dataset"].map(lambda d: 1 / n_classes[d])
+    gain = (acc["clean"] - chance).where(acc["clean"] - chance >= 0.05)
+    acc["necessity"] = (acc["clean"] - acc["ring means removed"]) / gain
+    return acc[["dataset", "model", "shots", "clean", "ring means removed", "necessity"]]
 
 
 def shots_needed(result: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -727,7 +742,14 @@ def what_this_adds(results: dict[str, pd.DataFrame], settings) -> str:
                      f"top margin sector per image in ≥ {RESOLVED_SHARE:.0%} of images from "
                      f"{_shots(row['shots for per-image top sector'])} per sector; mean ordering "
                      f"resolved from {_shots(row['shots for mean ordering'])}")
-    lines.append("3. **Finite shots.** " + "; ".join(parts) + ".")
+    nec = shot_necessity(results["shots"], {d: len(data.info(d).classes)
+                                            for d in results["shots"]["accuracy"]["dataset"]})
+    nec = nec[nec["model"].isin(INVARIANT)].groupby("shots")["necessity"].mean()
+    smallest = min(settings.shots)
+    lines.append("3. **Finite shots.** " + "; ".join(parts) + ". Necessity of the ring means "
+                 f"(invariant models, mean over datasets): {_pct(nec.get(0))} exact, "
+                 f"{_pct(nec.get(smallest))} at S = {smallest}, "
+                 f"{_pct(nec.get(max(settings.shots)))} at S = {max(settings.shots):,}.")
     # 4. noise
     c = results["commutation"]
     n = results["noise"]
