@@ -61,7 +61,10 @@ def gap_table(on_group_change, between_change):
 
 
 def test_exactness_rule_separates_the_group_from_the_angles_between():
-    ok = openings.exactness(gap_table(1e-14, 0.5)).iloc[0]
+    table = gap_table(1e-14, 0.5)
+    pixels = table.assign(rotation="pixels", logit_change_max=table["angle"] % (np.pi / 2))
+    ok = openings.exactness(pd.concat([table, pixels])).iloc[0]
+    assert ok["max on quarter turns (pixels)"] < 1e-12
     assert ok["exact on C_N"] and ok["max on C_N"] == 1e-14 and ok["max between"] == 0.5
     assert ok["prediction change between"] == pytest.approx(0.2)
     bad = openings.exactness(gap_table(1e-6, 0.5)).iloc[0]

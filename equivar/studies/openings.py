@@ -187,8 +187,10 @@ def _gap_row(dataset, model, rotation, angle, before, after) -> dict:
 
 
 def exactness(gap: pd.DataFrame, n_angles: int = SAMPLING.n_angles) -> pd.DataFrame:
-    """Per dataset and model: the largest logit change at the multiples of 2π/N (ring-grid
-    rotation) and between them, and whether the former is below :data:`EXACT_TOL`."""
+    """Per dataset and quantum model: the largest logit change at the multiples of 2π/N
+    (ring-grid rotation) and between them, whether the former is below :data:`EXACT_TOL`, and
+    the largest change at the quarter turns of the *pixel* rotation (exact too: a quarter turn
+    of the pixels is a cyclic shift of the ring samples by N/4)."""
     part = gap[gap["rotation"] == "ring grid"].copy()
     steps = part["angle"] / (2 * np.pi / n_angles)
     part["on_group"] = np.isclose(steps, np.round(steps), atol=1e-9)
@@ -200,6 +202,12 @@ def exactness(gap: pd.DataFrame, n_angles: int = SAMPLING.n_angles) -> pd.DataFr
                                                                 "prediction_change"].mean()}),
         include_groups=False).reset_index()
     out["exact on C_N"] = out["max on C_N"] <= EXACT_TOL
+    pixels = gap[(gap["rotation"] == "pixels")].copy()
+    quarters = pixels["angle"] / (np.pi / 2)
+    pixels = pixels[np.isclose(quarters, np.round(quarters), atol=1e-9)]
+    on_quarters = pixels.groupby(["dataset", "model"])["logit_change_max"].max()
+    out["max on quarter turns (pixels)"] = [on_quarters.get((d, m), np.nan)
+                                            for d, m in zip(out["dataset"], out["model"])]
     return out
 
 
