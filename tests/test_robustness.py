@@ -53,7 +53,19 @@ def fake_results():
             for source in ("cnn", "mlp"):
                 rows_robust.append({**tag, "source": source, "attack": "pgd", "eps": 0.1,
                                     "accuracy": robust + (0.02 if source == "cnn" else -0.02)})
-    return {"clean": pd.DataFrame(rows_clean), "robust": pd.DataFrame(rows_robust)}
+    # per-image predictions with the same accuracies: the first round(100 acc) images right
+    labels = np.arange(100) % 10
+    preds = []
+    for r in rows_clean:
+        tag = {k: r[k] for k in ("dataset", "seed", "variant", "model")}
+        for cond, acc in [("clean", r["accuracy"])] + [
+                (f"pgd from {q['source']} at 0.1", q["accuracy"]) for q in rows_robust
+                if all(q[k] == r[k] for k in tag)]:
+            right = np.arange(100) < round(100 * acc)
+            preds.append({**tag, "condition": cond, "labels": encode_classes(labels),
+                          "predicted": encode_classes(np.where(right, labels, (labels + 1) % 10))})
+    return {"clean": pd.DataFrame(rows_clean), "robust": pd.DataFrame(rows_robust),
+            "predictions": pd.DataFrame(preds)}
 
 
 def test_conclusion_table_arithmetic():
@@ -68,9 +80,15 @@ def test_conclusion_table_arithmetic():
     assert row["best control"] == "project out k=1"
     assert row["best control: drop change"] == pytest.approx((0.75 - 0.41) - 0.4)
     assert row["adversarial training: drop change"] == pytest.approx((0.78 - 0.5) - 0.4)
-    assert robustness.more_robust(row, g)
-    text = robustness.conclusion_markdown(table, 0.1, settings.SuppressionSettings.for_profile("smoke"))
-    assert "in 1 of 1" in text and "+0.200" in text and "-0.300" in text
+    tests = robustness.drop_tests(fake_results(), table, 0.1, n_resamples=500)
+    k0 = tests.set_index("comparison").loc[g]
+    # per image: the drop counts images fooled by *any* surrogate (robust 0.38 and 0.58)
+    assert k0["drop change"] == pytest.approx((0.7 - 0.58) - (0.8 - 0.38))
+    assert (tests["p (Holm)"] >= tests["p (seeds, raw)"]).all()
+    text = robustness.conclusion_markdown(table, tests, 0.1,
+                                          settings.SuppressionSettings.for_profile("smoke"))
+    # two seeds: the sign-flip test cannot reach p < 0.05, so nothing counts as shrunk
+    assert "in 0 of 1" in text and "+0.200" in text and "-0.300" in text
 
 
 def test_sector_effects():
