@@ -77,7 +77,7 @@ def surrogate_spec(settings, dataset: str, kind: str) -> surrogates.SurrogateSpe
                                     ts.surrogate_epochs)
 
 
-def test_set(settings, dataset: str, n: int | None = None):
+def eval_images(settings, dataset: str, n: int | None = None):
     """``n`` (default ``n_eval``) test images of ``dataset`` drawn with the seed; for a
     rotated name the same images (same indices), each turned by its own angle."""
     n = settings.n_eval if n is None else n
@@ -156,7 +156,7 @@ def invariance_gap(settings, progress: bool = False) -> pd.DataFrame:
     names, _ = datasets(settings)
     rows = []
     for name in names:
-        images, _ = test_set(settings, name)
+        images, _ = eval_images(settings, name)
         models = {v: trained(quantum_spec(settings, name, v), progress=progress)[0]
                   for v in QUANTUM}
         classical = {k: surrogates.train_surrogate(surrogate_spec(settings, name, k))[0]
@@ -223,7 +223,7 @@ def train_test_matrix(settings, progress: bool = False) -> pd.DataFrame:
     names, _ = datasets(settings)
     rows = []
     for name in names:
-        tests = {"upright": test_set(settings, name), "rotated": test_set(settings,
+        tests = {"upright": eval_images(settings, name), "rotated": eval_images(settings,
                                                                           rotated_name(name))}
         for variant in QUANTUM:
             for train in ("upright", "rotated"):
@@ -266,8 +266,8 @@ def rotation_effects(settings, progress: bool = False) -> pd.DataFrame:
     names, _ = datasets(settings)
     rows = []
     for name in names:
-        x, y = test_set(settings, name)
-        xr, yr = test_set(settings, rotated_name(name))
+        x, y = eval_images(settings, name)
+        xr, yr = eval_images(settings, rotated_name(name))
         correct = {}
         for variant in QUANTUM:
             for train in ("upright", "rotated"):
@@ -303,7 +303,7 @@ def rotated_reliance(settings, progress: bool = False) -> pd.DataFrame:
     rows = []
     for name in names:
         chance = 1 / len(data.info(name).classes)
-        tests = {"upright": test_set(settings, name), "rotated": test_set(settings,
+        tests = {"upright": eval_images(settings, name), "rotated": eval_images(settings,
                                                                           rotated_name(name))}
         for variant in INVARIANT:
             for condition in CONDITIONS:
@@ -383,7 +383,7 @@ def grid_table(settings, progress: bool = False) -> pd.DataFrame:
     for name in names:
         h, w = data.info(name).image_shape
         chance = 1 / len(data.info(name).classes)
-        x, y = test_set(settings, name)
+        x, y = eval_images(settings, name)
         images, labels, adv = _adversarial(settings, name)
         for label, spec in ladder.rungs(ladder_settings, name):
             if spec.n_rings > 64:  # the 10-qubit rungs: scored by chapter 2, too slow here
@@ -425,7 +425,7 @@ def shot_study(settings, progress: bool = False) -> dict[str, pd.DataFrame]:
     names, _ = datasets(settings)
     acc_rows, margin_rows, mean_rows = [], [], []
     for name in names:
-        x, y = test_set(settings, name)
+        x, y = eval_images(settings, name)
         images, labels, adv = _adversarial(settings, name)
         clean_grids = rings.sample_grid(x)
         sets = {"clean": (amplitudes(clean_grids), y),
@@ -542,7 +542,7 @@ def commutation_table(settings, rate: float = 1e-2, n_states: int = 8,
     change of the trained invariant models' readout under C_8 with that noise, on a few test
     images of the first dataset."""
     names, _ = datasets(settings)
-    x, _ = test_set(settings, names[0], n_states)
+    x, _ = eval_images(settings, names[0], n_states)
     states = torch.as_tensor(amplitudes(rings.sample_grid(x)))
     models = {v: trained(quantum_spec(settings, names[0], v), progress=progress)[0]
               for v in INVARIANT}
@@ -699,7 +699,8 @@ def what_this_adds(results: dict[str, pd.DataFrame], settings) -> str:
     lines.append(
         f"1. **Rotations at any angle.** Invariance is exact on C_8 (largest logit change at "
         f"multiples of 45°: {inv['max on C_N'].max():.1e}, rule ≤ {EXACT_TOL:g}, "
-        f"{'met' if inv['exact on C_N'].all() else 'NOT met'}) and not between: the invariant "
+        f"{'met' if inv['exact on C_N'].all() else 'NOT met'}; at quarter turns of the pixels: "
+        f"{inv['max on quarter turns (pixels)'].max():.1e}) and not between: the invariant "
         f"models' logits move by up to {inv['max between'].max():.2f} (mean "
         f"{inv['mean between'].mean():.2f}) and "
         f"{_pct(inv['prediction change between'].mean())} of predictions change at angles off "
