@@ -303,3 +303,15 @@ def test_baseline_grid_and_its_units():
             controls.steps(n, plain.batch_size, plain.epochs)
     names = [u.label for u in robustness.units(smoke)]
     assert sum(n.startswith("baseline digits/sector/seed 0") for n in names) == 4
+
+
+def test_threat_correctness_table_round_trips():
+    results = fake_threat_results(n_seeds=2)
+    table = threats.correctness_table(results)
+    key = next(iter(results["correct"]))
+    arr = results["correct"][key]
+    part = table[(table["dataset"] == key[0]) & (table["variant"] == key[1])
+                 & (table["model"] == key[2]) & (table["threat"] == key[3])]
+    assert len(part) == arr.shape[0] * arr.shape[1]
+    row = part[(part["seed index"] == 1) & (part["eps"] == results["epsilons"][-1])].iloc[0]
+    assert np.array_equal(np.array([c == "1" for c in row["correct"]]), arr[1, -1])

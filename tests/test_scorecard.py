@@ -111,3 +111,13 @@ def test_predictions_file_round_trips_and_is_deterministic(tmp_path):
     assert scorecard.write_predictions(table, "02", tmp_path).read_bytes() == first
     with pytest.raises(ValueError, match="'predicted' column"):
         scorecard.write_predictions(table.drop(columns="predicted"), "02", tmp_path)
+
+
+def test_write_per_image_refuses_paths(tmp_path):
+    import pandas as pd
+
+    table = pd.DataFrame({"correct": ["0110"]})
+    assert scorecard.write_per_image(table, "correct-04", tmp_path).name == "correct-04.csv.gz"
+    for bad in ("../x", "", ".hidden"):
+        with pytest.raises(ValueError, match="plain file stem"):
+            scorecard.write_per_image(table, bad, tmp_path)

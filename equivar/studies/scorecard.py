@@ -231,16 +231,25 @@ def sensitivity_table(rows: list[dict], thresholds, rules: Mapping[str, stats.Ru
     return pd.DataFrame(out, columns=["claim", "threshold", "verdict", "preregistered"])
 
 
-def write_predictions(table, chapter: str, out_dir: str | os.PathLike | None = None) -> Path:
-    """Write a chapter's per-image predictions (one row per model and condition, the classes
-    as a digit string) to ``verdicts/predictions-<chapter>.csv.gz`` beside its verdicts, so that every
-    statistic can be recomputed; gzip without a timestamp (the same run, the same bytes)."""
-    path = verdict_path(chapter, out_dir).with_name(f"predictions-{chapter}.csv.gz")
-    if "predicted" not in table.columns:
-        raise ValueError(f"a predictions table needs a 'predicted' column, got "
-                         f"{list(table.columns)}")
-    blob = gzip.compress(table.to_csv(index=False).encode(), mtime=0)  # no name, no time
+def write_per_image(table, name: str, out_dir: str | os.PathLike | None = None) -> Path:
+    """Write a per-image table to ``verdicts/<name>.csv.gz`` (gzip without a name or a
+    timestamp: the same run, the same bytes); returns the path."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"name must be a plain file stem, got {name!r}")
+    path = verdict_dir(out_dir) / f"{name}.csv.gz"
+    blob = gzip.compress(table.to_csv(index=False).encode(), mtime=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_bytes(blob)
     return path
+
+
+def write_predictions(table, chapter: str, out_dir: str | os.PathLike | None = None) -> Path:
+    """Write a chapter's per-image predictions (one row per model and condition, the classes
+    as a digit string) to ``verdicts/predictions-<chapter>.csv.gz`` beside its verdicts, so
+    that every statistic can be recomputed."""
+    verdict_path(chapter, out_dir)   # checks the chapter
+    if "predicted" not in table.columns:
+        raise ValueError(f"a predictions table needs a 'predicted' column, got "
+                         f"{list(table.columns)}")
+    return write_per_image(table, f"predictions-{chapter}", out_dir)

@@ -433,3 +433,16 @@ def scorecard_rows(table: pd.DataFrame, eps: float) -> list[dict]:
                      "scope": f"{r['threat']} attacker at ε = {eps:g}; pooled over datasets "
                               f"and invariant models", "why": r["why"]})
     return rows
+
+
+def correctness_table(results) -> pd.DataFrame:
+    """The threat study's per-image correctness as a table for the record: one row per
+    dataset, variant, model, threat model, seed and ε, the images as a string of 0/1."""
+    rows = []
+    for (dataset, variant, model, threat), arr in results["correct"].items():
+        for s, per_seed in enumerate(np.asarray(arr, dtype=bool)):
+            for e, eps in enumerate(results["epsilons"]):
+                rows.append({"dataset": dataset, "variant": variant, "model": model,
+                             "threat": threat, "seed index": s, "eps": float(eps),
+                             "correct": "".join("1" if v else "0" for v in per_seed[e])})
+    return pd.DataFrame(rows)
