@@ -195,7 +195,8 @@ def load(name: str, split: str, n: int | None = None, seed: int = 0,
 
     Args:
         name: one of :data:`DATASETS` (``fashion-mnist``, ``mnist``, ``mnist-rot``,
-            ``mnist-5k``, ``digits``, ``synthetic``).
+            ``mnist-5k``, ``digits``, ``synthetic``, and the rotated ``<name>+rot`` of the
+            first four but mnist-rot: :mod:`equivar.data.rotated`).
         split: ``"train"``, ``"valid"`` or ``"test"``. ``valid`` is carved from the published
             training part (fixed, stratified; MNIST-rot's own validation split), ``train`` is
             the rest of it: the two never share an image.

@@ -374,11 +374,13 @@ def rotated_transfer(settings, progress: bool = False) -> pd.DataFrame:
 
 def grid_table(settings, progress: bool = False) -> pd.DataFrame:
     """Chapter 2's capacity-ladder quantum models (:func:`equivar.studies.ladder.rungs`: the
-    selected 16×8 grid, deeper, more rings, 16 angles, per-ring offsets), each scored on the
-    chapter's test images: pixels read, clean accuracy, accuracy with the ring means removed
+    selected 16×8 grid, deeper, more rings, 16 angles, per-ring offsets) on the datasets both
+    chapters use, each scored on the chapter's test images: pixels read, clean accuracy, accuracy with the ring means removed
     (necessity of k = 0) and under chapter 3's transferred PGD at the reference ε."""
     ladder_settings = LadderSettings.for_profile(settings.profile, seed=settings.seed)
-    names, _ = data.resolve(ladder_settings.datasets, fallbacks={"mnist": "mnist-5k"})
+    ours, _ = datasets(settings)
+    names = [n for n in data.resolve(ladder_settings.datasets,
+                                     fallbacks={"mnist": "mnist-5k"})[0] if n in ours]
     rows = []
     for name in names:
         h, w = data.info(name).image_shape
