@@ -238,6 +238,24 @@ def figures_page(figures: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def scorecard_page(figures: Path | None = None) -> str:
+    """Markdown of the claims scorecard (:mod:`equivar.studies.scorecard`), generated from the
+    verdict files the chapters wrote beside ``figures``."""
+    from equivar.studies import scorecard
+
+    return "\n".join([
+        "# Claims scorecard", "",
+        "One line per claim of the paper's abstract, as this book's run judged it: the verdict "
+        "(reproduced / partly reproduced / not reproduced / refuted), the statistic with its 95 % "
+        "confidence interval, the Holm-corrected p-value of the chapter's family of comparisons, "
+        "the rule (fixed in `equivar.stats.RULES` before the run) and the figure that shows the "
+        "evidence. Nothing on this page is hand-written: each chapter writes its verdict rows to "
+        "`book/figures/verdicts/`, and the page is rebuilt from them. The rules, their "
+        "thresholds and how each verdict moves when its threshold moves are printed in the "
+        "chapters before their results.", "",
+        scorecard.markdown(figures_dir(figures)), ""])
+
+
 def pdf_path() -> Path:
     """Where ``make pdf`` leaves the PDF edition."""
     return project_root() / "_build" / "latex" / "equivar.pdf"
@@ -280,7 +298,8 @@ def write_generated_pages(out: Path | None = None, chapters_dir: Path | None = N
                        ("threads.md", benchmark_page("threads.md",
                                                      "python benchmarks/threads.py")),
                        ("threads-summary.md", threads_summary()),
-                       ("figures.md", figures_page(figures)), ("pdf.md", pdf)):
+                       ("figures.md", figures_page(figures)), ("pdf.md", pdf),
+                       ("scorecard.md", scorecard_page(figures))):
         with atomic_path(out / name) as tmp:
             tmp.write_text(wrap_long_tables(text))  # long tables wrap in the PDF too
 
