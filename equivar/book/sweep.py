@@ -14,12 +14,21 @@ import logging
 import time
 
 from equivar.book import notebooks
-from equivar.studies import reliance, robustness, transfer
+from equivar.settings import BaselineSettings
+from equivar.studies import baselines, openings, reliance, robustness, transfer
 from equivar.studies.units import Unit, unique
 
+
+def _transfer_units(settings) -> list[Unit]:
+    """Chapter 3's units and those of its classical-baselines section (same seeds, datasets)."""
+    own = BaselineSettings.for_profile(settings.profile, seed=settings.seed,
+                                       n_seeds=settings.n_seeds, datasets=settings.datasets)
+    return transfer.units(settings) + baselines.units(own)
+
+
 # chapter id -> the function listing its units (chapter 1 has nothing worth caching)
-UNITS = {"sector-reliance": reliance.units, "transfer": transfer.units,
-         "suppression": robustness.units}
+UNITS = {"sector-reliance": reliance.units, "transfer": _transfer_units,
+         "suppression": robustness.units, "open": openings.units}
 
 
 def plan(chapters, profile: str, params: dict[str, dict]) -> list[Unit]:
