@@ -5,8 +5,9 @@ The attacker perturbs **pixels** (L∞ ball of radius ε around an image in [0, 
 :class:`QuantumPipeline` is that whole path as one differentiable torch module, so PGD can
 also run white-box on the quantum models (the reverse direction). Adversarial sets are
 stored as checksummed ``.npz`` entries of the result cache and reused unchanged for every
-target (chapters 3 and 4). Protocol after West et al. (2023) as described in
-``shared/science.md`` §4; used by chapters 3 and 4.
+target (chapters 3 and 4). Protocol after West et al. (2023, arXiv:2311.06837)
+(surrogates attacked white-box, examples handed to the quantum targets); used by chapters 3
+and 4.
 """
 from __future__ import annotations
 

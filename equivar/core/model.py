@@ -1,7 +1,7 @@
 """The rotationally equivariant quantum classifier of West et al., and two variants.
 
-West, Heredge, Sevior, Usman, PRX Quantum 5, 030320 (2024), re-implemented from the paper's
-description (their code has no licence). On ``n = n_rad + n_ang`` qubits (wire 0 the most
+West, Heredge, Sevior, Usman, PRX Quantum 5, 030320 (2024), written by us from the paper; their
+public code (no licence) was read to check details, never copied. On ``n = n_rad + n_ang`` qubits (wire 0 the most
 significant bit, the angular register the last ``n_ang`` wires):
 
 1. amplitude encoding of the normalised ring grid (``j = ring * N + angle``);

@@ -2,7 +2,7 @@
 
 An invariant model reads an image only through the twirled state, i.e. its sector blocks
 ρ_k (:func:`equivar.core.sectors.sector_blocks`); West et al.'s ansatz reads even less, only
-the sums over even and odd k (shared/science §3). Two kinds of reference classifier bound
+the sums over even and odd k (chapter 1 derives it). Two kinds of reference classifier bound
 what a quantum model of a given kind could reach on the same grid:
 
 * :func:`fit_probe`: a multinomial logistic regression (scikit-learn) on a feature set
