@@ -175,3 +175,33 @@ def test_figure_has_a_panel_per_target_and_the_share_panel(rng):
     with pytest.raises(ValueError, match="curves lacks columns"):
         plot_strong_transfer(curves.drop(columns="low"), _table([0.3] * 5, [0.1] * 5),
                              st.LABELS)
+
+
+def test_study_on_smoke_scores_every_set_on_the_threat_images():
+    from equivar.core.pipeline import QuantumPipeline
+    from equivar.learn.train import trained
+    from equivar.studies import ladder, threats
+
+    settings = TransferSettings.for_profile("smoke")
+    res = st.study(settings, progress=False)
+    sup = st.threat_settings(settings)
+    images, labels = threats.threat_images(sup, "digits")
+    assert set(res["predictions"]["target"]) == {"west", "sector", "baseline"}
+    # clean correctness is the model's own prediction on the threat images, in order
+    model, _ = trained(ladder.model_spec(settings.model_settings(), "digits", "sector", 0),
+                       progress=False)
+    want = surrogates.predict_images(QuantumPipeline(model), images) == labels
+    assert np.array_equal(st.correctness(res, "digits", "sector", "clean", 0.0)[0], want)
+    # every strong and weak attack at every ε > 0 of chapter 4, split only at chapter 3's ε
+    acc = res["accuracy"]
+    eps_all = {e for e in threats.epsilons(sup) if e > 0}
+    for attack in st.STRONG + st.WEAK:
+        rows = acc[(acc["attack"] == attack) & (acc["target"] == "west")]
+        assert set(rows[rows["part"] == "full"]["eps"]) == eps_all
+        assert set(rows[rows["part"] == "k=0 only"]["eps"]) == \
+            {e for e in settings.epsilons if e > 0}
+    # the accuracy table is the mean of the per-image correctness
+    row = acc[(acc["attack"] == "mifgsm from cnn") & (acc["target"] == "baseline")
+              & np.isclose(acc["eps"], 0.3) & (acc["part"] == "k>=1 only")]
+    ok = st.correctness(res, "digits", "baseline", "mifgsm from cnn", 0.3, "k>=1 only")
+    assert ok.shape == (1, len(labels)) and row["accuracy"].item() == pytest.approx(ok.mean())
