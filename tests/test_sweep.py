@@ -6,7 +6,7 @@ import pytest
 
 from equivar import cache, settings
 from equivar.book import notebooks, sweep
-from equivar.studies import robustness, transfer
+from equivar.studies import robustness, threats, transfer
 from equivar.studies.units import Unit, unique
 
 
@@ -95,4 +95,12 @@ def test_two_dask_workers_fill_the_cache_exactly_as_a_serial_run(tmp_path, monke
 def _n_sets(units):
     """Cache entries a transfer plan writes beyond one per unit: one per attack and ε."""
     s = next(u.args[0] for u in units if u.fn is transfer.adversarial_sets)
-    return sum(u.fn is transfer.adversarial_sets for u in units) * len(s.attacks) * len(s.epsilons)
+    n = sum(u.fn is transfer.adversarial_sets for u in units) * len(s.attacks) * len(s.epsilons)
+    for unit in units:  # the threat study's sets: large-ε transfer and the strong attacks
+        if unit.fn is threats.transfer_sets:
+            sup = unit.args[0]
+            ts = sup.transfer_settings()
+            large = [e for e in threats.epsilons(sup) if e not in {float(v) for v in ts.epsilons}]
+            n += len(ts.surrogates) * len(ts.attacks) * len(large)
+            n += len(threats.STRONG) * sum(e > 0 for e in threats.epsilons(sup))
+    return n

@@ -15,15 +15,16 @@ import time
 
 from equivar.book import notebooks
 from equivar.settings import BaselineSettings
-from equivar.studies import baselines, openings, reliance, robustness, transfer
+from equivar.studies import baselines, openings, reliance, robustness, strong_transfer, transfer
 from equivar.studies.units import Unit, unique
 
 
 def _transfer_units(settings) -> list[Unit]:
-    """Chapter 3's units and those of its classical-baselines section (same seeds, datasets)."""
+    """Chapter 3's units, its stronger transfer sets (chapter 4's, listed once) and its
+    classical-baselines section (same seeds, datasets)."""
     own = BaselineSettings.for_profile(settings.profile, seed=settings.seed,
                                        n_seeds=settings.n_seeds, datasets=settings.datasets)
-    return transfer.units(settings) + baselines.units(own)
+    return transfer.units(settings) + strong_transfer.units(settings) + baselines.units(own)
 
 
 # chapter id -> the function listing its units (chapter 1 has nothing worth caching)
