@@ -44,8 +44,11 @@ book: env data
 html: env
 	$(BIN)/equivar book --no-execute
 
+# Two single-threaded worker processes fill the cache first (equivar.book.sweep), then the
+# chapters run once on cache hits; WORKERS=0 runs everything in one process.
+WORKERS ?= 2
 paper: env data
-	$(BIN)/equivar book --profile paper --update-book
+	$(BIN)/equivar book --profile paper --update-book $(if $(filter-out 0,$(WORKERS)),--workers $(WORKERS))
 
 # The chapters in book/chapters as one PDF (_build/latex/equivar.pdf), linked from the HTML.
 pdf: env
