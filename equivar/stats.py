@@ -9,8 +9,10 @@ are fractions in [0, 1]. Every interval is a percentile interval at ``level`` (e
 The unit of replication for claims about a *training procedure* is the seed, so the primary
 test for verdicts is the paired sign-flip permutation test across seeds
 (:func:`permutation_test_seeds`); image-level tests (McNemar) describe the trained models at
-hand and are reported for comparison. Verdicts come from :class:`Rule` objects fixed before
-any run (:data:`RULES`) and are applied with :func:`judge` to a CI and a Holm-corrected p.
+hand and are reported for comparison. Verdicts come from :class:`Rule` objects
+(:data:`RULES`) applied with :func:`judge` to a CI and a Holm-corrected p. The rules were
+written after the first edition's 3-seed run had been seen and are fixed before the second
+edition's paper run; the git history dates every change.
 """
 from __future__ import annotations
 
@@ -93,38 +95,62 @@ def _over(n_seeds: int, n_images: int, images: bool) -> str:
     return f"{seeds} × {n_images} images" if images else seeds
 
 
-def _two_level(a, b, level, n_resamples, images, rng) -> tuple[float, float]:
-    """Percentile interval of mean(a − b) under seed-then-image resampling (see below)."""
+def _image_groups(image_ids, n_images: int) -> tuple[np.ndarray, int]:
+    """Column → image index (0..G-1) and G: columns with the same id are one image (e.g. the
+    same test image scored by two models pooled side by side)."""
+    if image_ids is None:
+        return np.arange(n_images), n_images
+    ids = np.asarray(image_ids)
+    if ids.shape != (n_images,):
+        raise ValueError(f"image_ids must have one id per column ({n_images}), "
+                         f"got shape {ids.shape}")
+    _, groups = np.unique(ids, return_inverse=True)
+    return groups.ravel(), int(groups.max()) + 1
+
+
+def _two_level(a, b, level, n_resamples, images, rng, image_ids=None) -> tuple[float, float]:
+    """Percentile interval of mean(a − b) under crossed seed × image resampling (see below)."""
     _check_level(level)
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be ≥ 1, got {n_resamples!r}")
     gen = np.random.default_rng(rng)
     n_seeds, n_images = a.shape
-    plus, minus = (a * (1 - b)).mean(axis=1), ((1 - a) * b).mean(axis=1)
-    probs = np.stack([plus, minus, 1 - plus - minus], axis=-1).clip(0, 1)
-    probs = probs[gen.integers(0, n_seeds, size=(n_resamples, n_seeds))]
-    if images:
-        counts = gen.multinomial(n_images, probs / probs.sum(axis=-1, keepdims=True))
-        probs = counts / n_images
-    return _percentile((probs[..., 0] - probs[..., 1]).mean(axis=1), level)
+    d = a.astype(np.float64) - b.astype(np.float64)
+    groups, n_groups = _image_groups(image_ids, n_images)
+    out = np.empty(n_resamples)
+    chunk = max(1, 2_000_000 // max(n_groups, 1))  # bounds the (chunk, images) counts in memory
+    for start in range(0, n_resamples, chunk):
+        m = min(chunk, n_resamples - start)
+        seeds = gen.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=m)  # (m, S)
+        by_seed = seeds @ d / n_seeds                                             # (m, N)
+        if images:
+            # one image sample for every seed (and every column of the same image): the
+            # seeds score the same test images, so an image's difficulty is shared by all
+            counts = gen.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=m)
+            weights = counts[:, groups]                                             # (m, N)
+            out[start:start + m] = (by_seed * weights).sum(axis=1) / weights.sum(axis=1)
+        else:
+            out[start:start + m] = by_seed.mean(axis=1)
+    return _percentile(out, level)
 
 
 def bootstrap_difference(a, b, *, level: float = 0.95, n_resamples: int = 10_000,
-                         images: bool = True, rng: np.random.Generator | int = 0) -> Interval:
+                         images: bool = True, rng: np.random.Generator | int = 0,
+                         image_ids=None) -> Interval:
     """Paired two-level bootstrap CI of accuracy(a) − accuracy(b), both (n_seeds, n_images).
 
-    Each resample draws ``n_seeds`` seeds with replacement (the same rows for ``a`` and
-    ``b``), then, if ``images``, ``n_images`` images with replacement independently within
-    each drawn seed (the same columns for both: the pairing is kept); the statistic is the
-    grand mean difference, the interval the percentile one. Per seed an image contributes +1
-    (only a correct), −1 (only b correct) or 0, so a resampled seed's sum is exactly
-    K₊ − K₋ with (K₊, K₋, K₀) ~ Multinomial(n_images, that seed's proportions): it is drawn
-    as such, O(n_seeds) per resample. ``images=False`` resamples seeds only. Resampling both
-    levels counts image noise twice (it is already in the per-seed spread), so the interval
-    errs wide when image noise dominates; with few seeds, percentile intervals err narrow.
+    The design is crossed: every seed scores the same test images. Each resample draws
+    ``n_seeds`` seeds with replacement and, if ``images``, one sample of the images with
+    replacement shared by all seeds (the same rows and columns for ``a`` and ``b``: the
+    pairing is kept); the statistic is the grand mean difference, the interval the
+    percentile one. Resampling images within each seed independently would treat one image's
+    difficulty as S independent draws and give too narrow an interval. ``image_ids`` (one per
+    column) marks columns that are the same image (models pooled side by side): they are drawn
+    together. ``images=False`` resamples seeds only. With few seeds, percentile intervals err
+    narrow.
     """
     a, b = _pair(a, b)
-    lo, hi = _two_level(a, b, level, n_resamples, images, rng)
+    lo, hi = _two_level(a, b, level, n_resamples, images, rng, image_ids)
     what = (f"{_pct(level)} CI of a − b, paired {'two-level ' * images}bootstrap over "
             f"{_over(*a.shape, images)}")
     return Interval(float(a.mean() - b.mean()), lo, hi, level, n_resamples, what)
@@ -134,8 +160,7 @@ def bootstrap_accuracy(correct, *, level: float = 0.95, n_resamples: int = 10_00
                        images: bool = True, rng: np.random.Generator | int = 0) -> Interval:
     """Two-level bootstrap CI of the mean accuracy of a (n_seeds, n_images) correctness array.
 
-    As :func:`bootstrap_difference` against an all-wrong condition: seeds, then images within
-    each seed (a resampled seed's accuracy is Binomial(n_images, its accuracy) / n_images).
+    As :func:`bootstrap_difference` against an all-wrong condition (crossed seeds × images).
     """
     x = _correctness(correct, "correct")
     lo, hi = _two_level(x, np.zeros_like(x), level, n_resamples, images, rng)
@@ -313,7 +338,7 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class Rule:
-    """A verdict rule, fixed before the run.
+    """A verdict rule, fixed before the run it judges (see the module docstring).
 
     ``kind="effect"``: the statistic is a difference whose sign encodes the claim; the claim is
     statistic > +threshold (``direction="greater"``) or < −threshold (``"less"``), so
@@ -369,6 +394,9 @@ def _decide(rule: Rule, ci: Interval, p: float | None) -> tuple[Verdict, str]:
     where = f"signed CI [{lo:.3g}, {hi:.3g}], estimate {est:.3g}, p={p:.3g} vs α={rule.alpha}"
     if sig and lo > tau and est > tau:
         return Verdict.REPRODUCED, f"significant and CI beyond threshold {tau}: {where}"
+    if sig and lo > 0 and hi < tau:
+        return Verdict.NOT, (f"significant, but the whole CI lies below the claimed size {tau}: "
+                             f"{where}")
     if sig and lo > 0:
         return Verdict.PARTLY, f"significant, CI excludes 0 but not threshold {tau}: {where}"
     if sig and hi < 0:
@@ -383,8 +411,11 @@ def judge(rule: Rule, ci: Interval, p: float | None = None) -> Verdict:
     claim is "effect > τ", τ = ``threshold`` ≥ 0) and "significant" meaning p < α:
 
     - **reproduced**: significant, estimate > τ and the whole CI > τ;
-    - **partly reproduced**: significant and the whole CI > 0, but not the above (an effect
-      in the claimed direction, not shown to reach τ);
+    - **partly reproduced**: significant and the whole CI > 0, but not the above, with the
+      CI reaching τ (an effect in the claimed direction, its claimed size neither shown nor
+      excluded);
+    - **not reproduced** also when significant but the whole CI < τ: the effect is shown to be
+      smaller than the claimed size;
     - **refuted**: significant and the whole CI < 0 (an effect opposite to the claim);
     - **not reproduced**: otherwise (CI covers 0, or CI and test disagree, or NaN).
 

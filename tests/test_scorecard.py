@@ -32,6 +32,19 @@ def test_judge_rows_holm_and_verdicts(rng):
     assert by["C3-transfer"]["p_holm"] >= by["C3-transfer"]["p_raw"]
 
 
+def test_a_claim_on_the_same_test_is_not_a_second_family_member(rng):
+    strong, null = _found(0.2, rng), _found(0.0, rng)
+    found = {"C3-transfer": strong, "C3-ring-means": null, "headline": strong}
+    figures = {c: "fig-transfer-verdicts" for c in found}
+    rows = {r["claim"]: r for r in scorecard.judge_rows(
+        found, stats.RULES, figures, "03", same_test={"headline": "C3-transfer"})}
+    two = list(stats.holm([strong[1], null[1]]))  # a family of two, not three
+    assert rows["C3-transfer"]["p_holm"] == pytest.approx(two[0])
+    assert rows["headline"]["p_holm"] == rows["C3-transfer"]["p_holm"]
+    with pytest.raises(ValueError, match="same_test"):
+        scorecard.judge_rows(found, stats.RULES, figures, "03", same_test={"headline": "C9"})
+
+
 def test_judge_rows_refuses_unknown_claims_and_missing_figures(rng):
     found = {"C3-transfer": _found(0.1, rng)}
     with pytest.raises(ValueError, match="no rule for claim"):

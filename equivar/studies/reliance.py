@@ -305,6 +305,14 @@ def _pooled(predictions, pairs, condition) -> np.ndarray:
     return np.concatenate([correctness(predictions, d, v, condition) for d, v in pairs], axis=1)
 
 
+def _image_ids(predictions, pairs, condition) -> np.ndarray:
+    """One id per column of :func:`_pooled`: the models of one dataset score the same images,
+    so their columns are one image to the bootstrap."""
+    return np.concatenate([[f"{d}/{j}" for j in range(correctness(predictions, d, v,
+                                                                  condition).shape[1])]
+                           for d, v in pairs])
+
+
 def _seed_p(a, b) -> float:
     """Two-sided seed-level sign-flip p; 1 with one seed (no sign can be flipped)."""
     return 1.0 if a.shape[0] < 2 else float(stats.permutation_test_seeds(a, b).pvalue)
@@ -345,7 +353,8 @@ def verdicts(results: dict[str, pd.DataFrame], n_resamples: int = 10_000):
     table["verdict"] = [str(stats.judge(rule, found[k][0], p))
                         for k, p in zip(pairs, table["p (Holm)"])]
     a, b = _pooled(pred, pairs, CONTROL), _pooled(pred, pairs, "ring means removed")
-    ci = stats.bootstrap_difference(a, b, n_resamples=n_resamples)
+    ci = stats.bootstrap_difference(a, b, n_resamples=n_resamples,
+                                    image_ids=_image_ids(pred, pairs, CONTROL))
     scope = "pooled over " + ", ".join(f"{d}/{v}" for d, v in pairs)
     family = scorecard.judge_rows({"C3-reliance": (ci, _seed_p(a, b))}, stats.RULES,
                                   {"C3-reliance": RELIANCE_FIGURE}, "02", scope)

@@ -1,7 +1,8 @@
 """The claims scorecard: every verdict of the book on one page, generated from the run's data.
 
-Each chapter notebook judges its claims with :mod:`equivar.stats` (rules fixed before the run,
-one Holm family per chapter) and writes one row per claim to ``verdicts/verdicts-NN.json`` in
+Each chapter notebook judges its claims with :mod:`equivar.stats` (rules fixed before the run
+they judge, one Holm family per chapter) and writes one row per claim to
+``verdicts/verdicts-NN.json`` in
 the figures directory (:func:`write_verdicts`); :func:`markdown` reads every such file and builds
 the scorecard page: one line per claim of :data:`CLAIMS` (C1, C2, C3 ×3, C4 per threat model,
 the headline) with its verdict, the statistic and its 95 % CI, the Holm-corrected p, the rule
@@ -54,21 +55,28 @@ def verdict_path(chapter: str, out_dir: str | os.PathLike | None = None) -> Path
 
 def judge_rows(found: Mapping[str, tuple[stats.Interval, float | None]],
                rules: Mapping[str, stats.Rule], figures: Mapping[str, str], chapter: str,
-               scope: str = "") -> list[dict]:
+               scope: str = "", same_test: Mapping[str, str] | None = None) -> list[dict]:
     """Judge a chapter's family of claims and return one scorecard row per claim.
 
     ``found[claim] = (ci, raw two-sided p)`` (p ``None`` for identity rules); the effect
     claims form one Holm family (:func:`equivar.stats.holm`); ``figures[claim]`` is the id of
     the figure that shows the evidence; ``scope`` says what was pooled (datasets, models).
+    ``same_test[c] = d``: claim ``c`` judges the same test as claim ``d`` (another threshold),
+    so it is not a second member of the family and takes ``d``'s adjusted p.
     """
+    same_test = dict(same_test or {})
+    bad = {c: d for c, d in same_test.items() if c not in found or d not in found or c == d}
+    if bad:
+        raise ValueError(f"same_test must map claims to other claims of found, got {bad}")
     missing = [c for c in found if c not in rules]
     if missing:
         raise ValueError(f"no rule for claim(s) {missing}")
     no_figure = [c for c in found if c not in figures]
     if no_figure:
         raise ValueError(f"no figure id for claim(s) {no_figure}")
-    effects = [c for c in found if rules[c].kind == "effect"]
+    effects = [c for c in found if rules[c].kind == "effect" and c not in same_test]
     adjusted = dict(zip(effects, stats.holm([found[c][1] for c in effects]))) if effects else {}
+    adjusted.update({c: adjusted.get(d) for c, d in same_test.items()})
     rows = []
     for claim, (ci, p) in found.items():
         rule = rules[claim]
@@ -172,7 +180,8 @@ def markdown(directory: str | os.PathLike | None = None, link: str = "numref") -
             rule_text = f"max deviation ≤ {row['threshold']:g}"
         else:
             sign = ">" if row.get("direction") == "greater" else "<"
-            rule_text = (f"significant (Holm, α = 0.05) and CI {sign} "
+            alpha = rule.alpha if rule else 0.05
+            rule_text = (f"significant (Holm, α = {alpha:g}) and CI {sign} "
                          f"{'' if sign == '>' else '−'}{row['threshold']:g}")
         figure = row.get("figure") or ""
         evidence = (f"{{numref}}`{figure}`" if link == "numref" and figure else figure) or "–"

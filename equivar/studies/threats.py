@@ -316,6 +316,15 @@ def pooled(results, model: str, threat: str, eps: float) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def pooled_image_ids(results, model: str, threat: str, eps: float) -> np.ndarray:
+    """One id per column of :func:`pooled`: the variants of one dataset are attacked on the
+    same images, which the bootstrap must draw together."""
+    return np.concatenate([[f"{d}/{j}" for j in range(correctness(results, d, v, model, threat,
+                                                                  eps).shape[1])]
+                           for (d, v), _ in results["clean"].groupby(["dataset", "variant"],
+                                                                     sort=False)])
+
+
 def verdicts(results, eps: float, n_resamples: int = 10_000) -> pd.DataFrame:
     """C4's verdict per threat model at ``eps`` (:data:`RULES`, one Holm family over the threat
     models): the statistic is accuracy(k = 0 projected out) - accuracy(unsuppressed), pooled
@@ -325,8 +334,10 @@ def verdicts(results, eps: float, n_resamples: int = 10_000) -> pd.DataFrame:
     clean_s, clean_p = (pooled(results, m, "white-box", 0.0) for m in (SUPPRESSED, PLAIN))
     for threat in THREATS:
         a, b = pooled(results, SUPPRESSED, threat, eps), pooled(results, PLAIN, threat, eps)
-        ci = stats.bootstrap_difference(a, b, n_resamples=n_resamples)
-        drop = stats.bootstrap_difference(clean_s & ~a, clean_p & ~b, n_resamples=n_resamples)
+        ids = pooled_image_ids(results, PLAIN, threat, eps)
+        ci = stats.bootstrap_difference(a, b, n_resamples=n_resamples, image_ids=ids)
+        drop = stats.bootstrap_difference(clean_s & ~a, clean_p & ~b, n_resamples=n_resamples,
+                                          image_ids=ids)
         p = seed_pvalue(a, b)
         found[CLAIMS[threat]] = (ci, p)
         rows.append({"threat": threat, "claim": CLAIMS[threat], "robust none": b.mean(),
