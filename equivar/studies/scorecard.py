@@ -173,8 +173,8 @@ def markdown(directory: str | os.PathLike | None = None, link: str = "numref") -
         rule = stats.RULES.get(claim)
         said = rule.description if rule else (row or {}).get("rule", "")
         if row is None:
-            lines.append(f"| {claim} | {said} | {NOT_RUN} | – | – | – | chapter {chapter} "
-                         f"did not run |")
+            lines.append(f"| {claim} | {said} | {NOT_RUN} | – | – | – | no verdict file from "
+                         f"chapter {chapter} in this run |")
             continue
         if row.get("kind") == "identity":
             rule_text = f"max deviation ≤ {row['threshold']:g}"
