@@ -49,6 +49,11 @@ def test_verdicts_reproduce_a_strong_transfer_through_the_ring_means(rng):
     assert table["transferred"].iloc[0] == pytest.approx(both.mean())
     assert by["C3-transfer"]["estimate"] == by["headline"]["estimate"]
     assert len(table) == 2 and set(table["target"]) == {"west", "sector"}
+    # the drop beyond same-budget sign noise: noise 0.85 against attacked 0.5
+    west = table[table["target"] == "west"].iloc[0]
+    assert west["drop beyond noise"] == pytest.approx(west["sign noise"] - west["transferred"])
+    assert west["beyond low"] > 0.2 and west["beyond low"] <= west["drop beyond noise"] <= \
+        west["beyond high"]
 
 
 def test_verdicts_refute_when_removing_k0_makes_it_worse(rng):

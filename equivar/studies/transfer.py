@@ -392,7 +392,8 @@ def verdicts(results: dict[str, pd.DataFrame], eps: float, n_resamples: int = 10
 
     Paired over seeds × images (two-level bootstrap 95 % CI), seed-level sign-flip test.
     Returns (rows for the scorecard, a per-dataset-and-model table of the same statistics
-    with sign noise of the same budget beside them, not judged)."""
+    with sign noise of the same budget beside them and the drop beyond that noise with its CI,
+    not judged)."""
     pred = results["predictions"]
     sources = sorted(set(results["surrogates"]["surrogate"]))
     pairs = [(d, t) for (d, t), _ in pred[pred["target"].isin(INVARIANT)]
@@ -410,12 +411,17 @@ def verdicts(results: dict[str, pd.DataFrame], eps: float, n_resamples: int = 10
             parts[key].append(value)
         drop = stats.bootstrap_difference(clean, attacked, n_resamples=n_resamples)
         via = stats.bootstrap_difference(no_k0, attacked, n_resamples=n_resamples)
+        # beyond noise: correct under same-budget sign noise minus correct under the attack
+        # (the part of the drop that is not mere sensitivity to any perturbation of size ε)
+        beyond = stats.bootstrap_difference(noise, attacked, n_resamples=n_resamples)
         rows.append({"dataset": dataset, "target": target, "clean": clean.mean(),
                      "transferred": attacked.mean(), "sign noise": noise.mean(),
                      "k=0 part removed": no_k0.mean(),
                      "transfer drop": drop.estimate, "drop low": drop.low,
                      "drop high": drop.high, "ring-mean effect": via.estimate,
-                     "effect low": via.low, "effect high": via.high})
+                     "effect low": via.low, "effect high": via.high,
+                     "drop beyond noise": beyond.estimate, "beyond low": beyond.low,
+                     "beyond high": beyond.high})
     pooled = {k: np.concatenate(v, axis=1) for k, v in parts.items()}
     # the targets of one dataset score the same images: one image to the bootstrap
     ids = np.concatenate([[f"{d}/{j}" for j in range(part.shape[1])]
