@@ -38,10 +38,22 @@ def thread_report() -> str:
     return f"torch threads {torch.get_num_threads()}; {env}"
 
 
+def in_notebook_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (papermill executing a chapter)."""
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def progress(iterable=None, **kwargs):
-    """A tqdm progress bar on the terminal that started the process (``sys.__stderr__``): in a
-    notebook kernel it reaches papermill's terminal and never the notebook's outputs, so the
-    rendered book shows no progress bars."""
+    """A tqdm progress bar on the terminal (``sys.__stderr__``). Inside a notebook kernel it is
+    off: ipykernel forwards the process's own stderr into the cell's outputs, so a bar there
+    would be printed into the book (papermill's bar over the cells stays on the terminal)."""
     from tqdm import tqdm
 
+    if in_notebook_kernel():
+        kwargs["disable"] = True
     return tqdm(iterable, file=sys.__stderr__, **kwargs)
