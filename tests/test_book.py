@@ -133,6 +133,26 @@ def _notebook(cells, exception=False):
     return nb
 
 
+def test_terminal_chatter_is_dropped_and_results_are_kept():
+    import nbformat
+
+    v4 = nbformat.v4
+    cell = v4.new_code_cell("x")
+    cell.outputs = [
+        v4.new_output("stream", name="stderr", text="models:  40%|████      | 2/5 [00:03<00:05]"),
+        v4.new_output("stream", name="stderr", text="Downloading to file '/root/.cache/x'"),
+        v4.new_output("stream", name="stderr", text="UserWarning: something"),
+        v4.new_output("stream", name="stdout", text="accuracy 0.61\n"),
+        v4.new_output("stream", name="stderr", text="a plain note\n"),
+        v4.new_output("error", ename="ValueError", evalue="bad", traceback=[]),
+    ]
+    nb = _notebook([cell])
+    assert notebooks.drop_terminal_output(nb) == 3
+    kinds = [(o["output_type"], o.get("name")) for o in nb.cells[0].outputs]
+    assert kinds == [("stream", "stdout"), ("stream", "stderr"), ("error", None)]
+    assert notebooks.drop_terminal_output(nb) == 0
+
+
 def test_display_tags_show_the_run_parameters_once_and_hide_plumbing():
     import nbformat
 

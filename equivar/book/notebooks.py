@@ -165,6 +165,7 @@ def execute(chapter: Chapter, params: dict[str, object], output: Path,
                             f"starting {first_line!r}): {err.ename}: {err.evalue}. {output} was "
                             f"left as it was; the partly executed notebook is {partial}") from None
     nb = nbformat.read(partial, as_version=4)
+    dropped = drop_terminal_output(nb)
     apply_display_tags(nb)
     nb.metadata["equivar"] = {"version": _version(), "chapter": chapter.id, "profile": profile}
     with atomic_path(output) as tmp:
@@ -174,7 +175,8 @@ def execute(chapter: Chapter, params: dict[str, object], output: Path,
         written = sorted(p.name for p in figures.glob("fig-*") if p.stat().st_mtime >= start)
         n_figures = len({name.rsplit(".", 1)[0] for name in written})
         say(f"{chapter.stem}: done in {time.time() - start:.0f} s; {_short(output)}; "
-            f"{n_figures} figures ({len(written)} files) in {_short(figures)}")
+            f"{n_figures} figures ({len(written)} files) in {_short(figures)}"
+            + (f"; {dropped} terminal messages kept out of the book" if dropped else ""))
     return output
 
 
@@ -241,6 +243,25 @@ UNWANTED = {
     "machine path": re.compile("|".join(re.escape(p) for p in (
         os.path.expanduser("~") + os.sep, "/tmp/", "/work/", ".cache/", "site-packages"))),
 }
+
+
+def drop_terminal_output(nb) -> int:
+    """Remove from ``nb`` the stderr stream outputs that belong on a terminal, not in the book:
+    progress bars, logged warnings and messages naming this machine's paths (:data:`UNWANTED`;
+    ipykernel forwards the kernel's own stderr into the cells). Results, printed tables and
+    error outputs are kept. Returns how many outputs were removed."""
+    removed = 0
+    for cell in nb.cells:
+        kept = []
+        for out in cell.get("outputs", []):
+            chatter = (out.get("output_type") == "stream" and out.get("name") == "stderr"
+                       and any(p.search(str(out.get("text", ""))) for p in UNWANTED.values()))
+            removed += chatter
+            if not chatter:
+                kept.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return removed
 
 
 def output_problems(nb) -> list[str]:
