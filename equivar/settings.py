@@ -116,6 +116,23 @@ class Settings:
         return cls(profile=profile, **values)
 
 
+class _UsesChapter2Models:
+    """For chapters that reuse chapter 2's trained models (same profile, seeds)."""
+
+    def model_settings(self) -> "RelianceSettings":
+        """Chapter 2's settings, so its cached models are the ones reused here."""
+        return RelianceSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds)
+
+
+class _UsesChapter3Sets(_UsesChapter2Models):
+    """For chapters that also reuse chapter 3's stored adversarial sets (same datasets)."""
+
+    def transfer_settings(self) -> "TransferSettings":
+        """Chapter 3's settings (its stored adversarial sets are reused)."""
+        return TransferSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds,
+                                            datasets=self.datasets)
+
+
 @dataclass(frozen=True)
 class TwirlSettings(Settings):
     """Chapter 1: twirl characterization."""
@@ -253,7 +270,7 @@ class LadderSettings(Settings):
 
 
 @dataclass(frozen=True)
-class TransferSettings(Settings):
+class TransferSettings(_UsesChapter2Models, Settings):
     """Chapter 3: classical transfer attacks."""
 
     seed: int = setting(0, "ours", "first seed: surrogate s attacks the quantum models of "
@@ -306,10 +323,6 @@ class TransferSettings(Settings):
         if not self.pgd_step_factor > 0:
             raise ValueError(f"pgd_step_factor must be positive, got {self.pgd_step_factor!r}")
 
-    def model_settings(self) -> "RelianceSettings":
-        """Chapter 2's settings for the quantum targets (so its trained models are reused)."""
-        return RelianceSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds)
-
     PROFILES: ClassVar[dict[str, dict]] = {
         "smoke": dict(n_seeds=1, datasets=("digits",), surrogates=("cnn", "mlp"),
                       surrogate_n_train=400, surrogate_epochs=2, epsilons=(0.0, 0.1, 0.3),
@@ -321,7 +334,7 @@ class TransferSettings(Settings):
 
 
 @dataclass(frozen=True)
-class SuppressionSettings(Settings):
+class SuppressionSettings(_UsesChapter3Sets, Settings):
     """Chapter 4: suppressing the ring-mean sector."""
 
     seed: int = setting(0, "ours", "first seed (as chapters 2 and 3, so models and adversarial "
@@ -398,15 +411,6 @@ class SuppressionSettings(Settings):
             raise ValueError(f"n_threat must be at most chapter 3's n_attack={n_attack}, got "
                              f"{self.n_threat!r}")
 
-    def model_settings(self) -> "RelianceSettings":
-        """Chapter 2's training settings (the unsuppressed models are its models)."""
-        return RelianceSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds)
-
-    def transfer_settings(self) -> "TransferSettings":
-        """Chapter 3's settings (its stored adversarial sets are reused)."""
-        return TransferSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds,
-                                            datasets=self.datasets)
-
     PROFILES: ClassVar[dict[str, dict]] = {
         "smoke": dict(n_seeds=1, datasets=("digits",), variants=("sector",),
                       alphas=(1.0, 0.25, 0.0), control_sectors=(1, 2), threat_alphas=(0.0,),
@@ -425,7 +429,7 @@ BASELINES = ("sector-logistic", "sector-mlp", "ring-mlp", "p4-cnn")
 
 
 @dataclass(frozen=True)
-class BaselineSettings(Settings):
+class BaselineSettings(_UsesChapter3Sets, Settings):
     """Chapter 3, "Quantum or invariant?": classical models on the quantum models' information,
     attacked as they are."""
 
@@ -498,15 +502,6 @@ class BaselineSettings(Settings):
         if self.n_white_box > transfer.n_attack:
             raise ValueError(f"n_white_box must be at most chapter 3's n_attack="
                              f"{transfer.n_attack}, got {self.n_white_box!r}")
-
-    def model_settings(self) -> "RelianceSettings":
-        """Chapter 2's settings: the quantum models and their training subsets."""
-        return RelianceSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds)
-
-    def transfer_settings(self) -> "TransferSettings":
-        """Chapter 3's settings (its stored adversarial sets are reused)."""
-        return TransferSettings.for_profile(self.profile, seed=self.seed, n_seeds=self.n_seeds,
-                                            datasets=self.datasets)
 
     PROFILES: ClassVar[dict[str, dict]] = {
         "smoke": dict(n_seeds=1, datasets=("digits",), quantum=("sector",), n_valid=120,

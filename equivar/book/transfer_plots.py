@@ -8,15 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from equivar.book.verdict_plots import check_table as _check
 from equivar.settings import VARIANT_LABELS
-
-
-def _check(table: pd.DataFrame, columns, name: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{name} lacks columns {missing}")
-    if table.empty:
-        raise ValueError(f"{name} is empty: nothing to plot")
 
 
 def plot_strong_transfer(curves: pd.DataFrame, shares: pd.DataFrame, labels: dict[str, str],

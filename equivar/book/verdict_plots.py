@@ -16,12 +16,17 @@ VERDICT_COLOURS = {"reproduced": "#1b7837", "partly reproduced": "#a6dba0",
                    "not reproduced": "#d9d9d9", "refuted": "#b2182b"}
 
 
-def _check(table: pd.DataFrame, columns, name: str) -> None:
+def check_table(table: pd.DataFrame, columns, name: str) -> None:
+    """A plot's input ``table`` (named ``name`` in errors) has ``columns`` and rows."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(f"{name} lacks columns {missing}")
     if table.empty:
         raise ValueError(f"{name} is empty: nothing to plot")
+
+
+def _check(table: pd.DataFrame, columns, name: str) -> None:
+    check_table(table, columns, name)
     bad = sorted(set(table["verdict"]) - set(VERDICT_COLOURS))
     if bad:
         raise ValueError(f"{name} holds unknown verdicts {bad}")

@@ -34,6 +34,7 @@ from torch import nn
 
 from equivar import data
 from equivar.cache import cached
+from equivar.core.pipeline import as_images
 from equivar.core.rings import sample_grid
 from equivar.learn.train import check_labels, training_data, validation_data
 from equivar.settings import SAMPLING, Sampling
@@ -47,19 +48,6 @@ KINDS = {
 }
 RING_KINDS = ("sector-logistic", "sector-mlp", "ring-mlp")  # read the image only on the ring grid
 GROUP_ORDER = 4  # rotations of the pixel grid that are exact: multiples of 90°
-
-
-def as_images(images) -> torch.Tensor:
-    """Images as a floating tensor (N, H, W); accepts (N, H, W) or (N, 1, H, W)."""
-    x = torch.as_tensor(images)
-    if x.ndim == 4 and x.shape[1] == 1:
-        x = x[:, 0]
-    if x.ndim != 3:
-        raise ValueError("images must have shape (N, H, W) or (N, 1, H, W) (grey scale), "
-                         f"got {tuple(x.shape)}")
-    if min(x.shape[-2:]) < 1:
-        raise ValueError(f"images must be at least 1×1 pixels, got {tuple(x.shape[-2:])}")
-    return x if x.is_floating_point() else x.to(torch.float32)
 
 
 def normalised_grids(grids: torch.Tensor) -> torch.Tensor:
