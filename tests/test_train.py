@@ -58,13 +58,15 @@ def test_trained_models_are_cached_and_keyed_by_every_setting(monkeypatch, tmp_p
     a, rec_a = trained(spec, progress=False)
     b, rec_b = trained(spec, progress=False)
     assert not rec_a["cached"] and rec_b["cached"] and torch.equal(a.weights, b.weights)
+    assert rec_a["steps"] == 2 and len(rec_a["loss"]) == 1   # 64 images, batches of 32
     for change in (dict(seed=1), dict(epochs=2), dict(suppress_alpha=0.5), dict(planted_k=3),
-                   dict(augment="gaussian", augment_strength=0.1)):
+                   dict(augment="gaussian", augment_strength=0.1), dict(max_steps=1)):
         identity = (lambda x, y: (x, y)) if "augment" in change else None
         _, rec = trained(replace(spec, **change), progress=False, augmentation=identity)
         assert not rec["cached"], change
+    assert rec["steps"] == 1   # the cap reaches the training record
     keys = [e["key"] for e in cache.entries()]
-    assert len(keys) == len(set(keys)) == 6
+    assert len(keys) == len(set(keys)) == 7
     params = cache.entries()[0]["params"]
     assert "sampling" in params and "data" in params
 
@@ -131,6 +133,9 @@ def test_cosine_schedule_anneals_to_zero(planted):
 @pytest.mark.parametrize("kwargs,match", [
     (dict(schedule="step"), "schedule must be one of"),
     (dict(patience=-1), "patience must be a non-negative integer"),
+    (dict(max_steps=-1), "max_steps must be a non-negative integer"),
+    (dict(max_steps=2.5), "max_steps must be a non-negative integer"),
+    (dict(max_steps=True), "max_steps must be a non-negative integer"),
     (dict(lr="0.1"), "lr must be a positive number"),
 ])
 def test_train_config_errors(kwargs, match):
@@ -171,3 +176,109 @@ def test_bootstrap_gives_each_seed_its_own_training_sample():
     # below the split size every seed already draws its own subset: bootstrap changes nothing
     small = training_data("digits", 100, 3, bootstrap=True)
     assert np.array_equal(small[0], training_data("digits", 100, 3)[0])
+
+
+# ----------------------------------------------------------------- a cap on optimiser steps
+
+def reference_fit(model, states, labels, config, n_steps=None):
+    """The training loop written out by hand (Adam, cross-entropy, the seeded shuffling of
+    :func:`fit`), stopped after ``n_steps`` optimiser steps if given: what fit must match."""
+    x = torch.as_tensor(states)
+    y = torch.as_tensor(labels, dtype=torch.int64)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    done = 0
+    for _ in range(config.epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for start in range(0, len(x), config.batch_size):
+            if done == n_steps:
+                return done
+            idx = order[start:start + config.batch_size]
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            done += 1
+    return done
+
+
+@pytest.fixture
+def step_counter(monkeypatch):
+    """Counts Adam's optimiser steps, whoever takes them."""
+    calls = []
+    step = torch.optim.Adam.step
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counted)
+    return calls
+
+
+def test_no_step_cap_trains_as_before(planted, step_counter):
+    """max_steps = 0, or a cap the epochs never reach, leaves training untouched: the same
+    weights, bit for bit, as the hand-written loop over every epoch."""
+    x, y = planted
+    per_epoch = -(-len(y) // 32)
+    config = TrainConfig(epochs=3, batch_size=32, lr=0.05, seed=4)
+    reference = small_model()
+    assert reference_fit(reference, x, y, config) == 3 * per_epoch
+    for cap in (0, 3 * per_epoch, 3 * per_epoch + 5):
+        model = small_model()
+        step_counter.clear()
+        history = fit(model, x, y, TrainConfig(**{**config.as_dict(), "max_steps": cap}),
+                      progress=False)
+        assert torch.equal(model.weights, reference.weights), cap
+        assert history.steps == len(step_counter) == 3 * per_epoch and len(history.loss) == 3
+
+
+@pytest.mark.parametrize("extra", [1, 5, 0])
+def test_step_cap_stops_after_exactly_that_many_steps(planted, step_counter, extra):
+    """A cap inside the second epoch (or at its end) stops there: exactly max_steps optimiser
+    steps, the weights of the hand-written loop stopped at the same step, the partial epoch
+    recorded and scored on the validation set."""
+    x, y = planted
+    per_epoch = -(-len(y) // 32)
+    assert per_epoch > 5   # the caps below fall inside an epoch
+    cap = per_epoch + (extra or per_epoch)
+    config = TrainConfig(epochs=6, batch_size=32, lr=0.05, seed=2, max_steps=cap)
+    valid = (x[:40], y[:40])
+    model = small_model()
+    history = fit(model, x, y, config, valid=valid, progress=False)
+    assert history.steps == len(step_counter) == cap
+    assert len(history.loss) == len(history.valid_loss) == 2 and history.best_epoch == 2
+    assert np.isfinite(history.loss[-1]) and 0 <= history.train_accuracy[-1] <= 1
+    reference = small_model()
+    assert reference_fit(reference, x, y, config, n_steps=cap) == cap
+    assert torch.equal(model.weights, reference.weights)
+
+
+def test_step_cap_with_early_stopping(planted, step_counter):
+    """Early stopping still applies under a cap: whichever comes first ends training."""
+    x, y = planted
+    per_epoch = -(-len(y) // 32)
+    for cap in (per_epoch + 3, 7 * per_epoch + 3):
+        step_counter.clear()
+        config = TrainConfig(epochs=8, batch_size=32, lr=0.3, patience=1, max_steps=cap)
+        history = fit(small_model(), x, y, config, valid=(x[:40], y[:40]), progress=False)
+        epochs_run = len(history.valid_loss)
+        assert history.steps == len(step_counter) == min(cap, epochs_run * per_epoch)
+        assert len(history.loss) == epochs_run and 1 <= history.best_epoch <= epochs_run
+
+
+def test_cosine_schedule_anneals_over_the_capped_run(planted, monkeypatch):
+    x, y = planted
+    cap = -(-len(y) // 32) + 3
+    lrs = []
+    original = torch.optim.lr_scheduler.CosineAnnealingLR.step
+
+    def record(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        lrs.append(self.get_last_lr()[0])
+
+    monkeypatch.setattr(torch.optim.lr_scheduler.CosineAnnealingLR, "step", record)
+    fit(small_model(), x, y, TrainConfig(epochs=8, batch_size=32, lr=0.05, max_steps=cap,
+                                         schedule="cosine"), progress=False)
+    # the constructor steps once (lr 0.05), then one step per optimiser step: 0 at the cap
+    assert len(lrs) == cap + 1 and lrs[0] == pytest.approx(0.05) and lrs[-1] == pytest.approx(0)

@@ -35,6 +35,7 @@ class TrainConfig:
     seed: int = 0           # shuffling order (weights are seeded by the model)
     schedule: str = "constant"  # learning rate: "constant" or "cosine" (annealed to 0)
     patience: int = 0       # early stopping: epochs without a lower validation loss; 0: off
+    max_steps: int = 0      # stop after this many optimiser steps (mid-epoch); 0: no cap
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -46,9 +47,10 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if isinstance(self.patience, bool) or not isinstance(self.patience, (int, np.integer)) \
-                or self.patience < 0:
-            raise ValueError(f"patience must be a non-negative integer, got {self.patience!r}")
+        for name in ("patience", "max_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -57,13 +59,16 @@ class TrainConfig:
 @dataclass
 class History:
     """Per-epoch mean training loss and training accuracy, validation loss and accuracy if a
-    validation set was given, and the epoch whose weights were kept (1-based)."""
+    validation set was given, the epoch whose weights were kept (1-based), and the optimiser
+    steps taken. An epoch cut short by ``max_steps`` counts as an epoch: its loss and accuracy
+    are means over the images it saw."""
 
     loss: list[float] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)
     valid_loss: list[float] = field(default_factory=list)
     valid_accuracy: list[float] = field(default_factory=list)
     best_epoch: int = 0
+    steps: int = 0
 
 
 def check_labels(labels, n_classes: int) -> torch.Tensor:
@@ -90,6 +95,12 @@ def fit(model: QuantumClassifier, states, labels, config: TrainConfig = TrainCon
             with ``config.patience > 0`` training stops after that many epochs without a
             lower validation loss and the weights of the best epoch are kept.
         progress: show a tqdm bar (stderr), one tick per minibatch.
+
+    With ``config.max_steps > 0`` training stops after exactly that many optimiser steps (or
+    earlier: at the end of ``config.epochs``, or by early stopping), possibly mid-epoch; that
+    last, partial epoch is scored on the validation set and may be the best one like any
+    other, and a cosine schedule anneals to 0 at the last step that can run. ``max_steps = 0``
+    trains exactly as without the cap.
     """
     x = model._check_states(states)
     y = check_labels(labels, model.config.n_classes)
@@ -103,17 +114,21 @@ def fit(model: QuantumClassifier, states, labels, config: TrainConfig = TrainCon
         valid = (model._check_states(valid[0]), check_labels(valid[1], model.config.n_classes))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     steps_per_epoch = -(-len(x) // config.batch_size)
+    last_step = config.epochs * steps_per_epoch
+    if config.max_steps:
+        last_step = min(last_step, config.max_steps)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, T_max=config.epochs * steps_per_epoch) if config.schedule == "cosine" else None
+        opt, T_max=last_step) if config.schedule == "cosine" else None
     gen = torch.Generator().manual_seed(int(config.seed))
     history = History()
     best = (float("inf"), None)
-    with tqdm(total=config.epochs * steps_per_epoch, desc=desc, disable=not progress,
-              leave=False) as bar:
+    with tqdm(total=last_step, desc=desc, disable=not progress, leave=False) as bar:
         for epoch in range(1, config.epochs + 1):
             order = torch.randperm(len(x), generator=gen)
-            total, correct = 0.0, 0
+            total, correct, seen = 0.0, 0, 0
             for start in range(0, len(x), config.batch_size):
+                if history.steps == last_step:   # the cap falls inside this epoch
+                    break
                 idx = order[start:start + config.batch_size]
                 logits = model(x[idx])
                 loss = torch.nn.functional.cross_entropy(logits, y[idx])
@@ -122,11 +137,13 @@ def fit(model: QuantumClassifier, states, labels, config: TrainConfig = TrainCon
                 opt.step()
                 if scheduler is not None:
                     scheduler.step()
+                history.steps += 1
                 total += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(1) == y[idx]).sum())
+                seen += len(idx)
                 bar.update(1)
-            history.loss.append(total / len(x))
-            history.train_accuracy.append(correct / len(x))
+            history.loss.append(total / seen)
+            history.train_accuracy.append(correct / seen)
             history.best_epoch = epoch
             if valid is not None:
                 with torch.no_grad():
@@ -142,6 +159,8 @@ def fit(model: QuantumClassifier, states, labels, config: TrainConfig = TrainCon
                     elif epoch - best[2] >= config.patience:
                         break
             bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.train_accuracy[-1]:.3f}")
+            if history.steps == last_step:
+                break
     if config.patience and best[1] is not None:
         with torch.no_grad():
             model.weights.copy_(best[1])
@@ -202,6 +221,8 @@ class ModelSpec:
     schedule: str = "constant"
     patience: int = 0
     n_valid: int = 0
+    # a hard cap on optimiser steps (0: none; chapter 4's equal-steps defences)
+    max_steps: int = 0
     # the ring grid (the book's: SAMPLING; the capacity ladder varies it)
     n_rings: int = SAMPLING.n_rings
     n_angles: int = SAMPLING.n_angles
@@ -236,7 +257,8 @@ class ModelSpec:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           seed=self.seed, schedule=self.schedule, patience=self.patience)
+                           seed=self.seed, schedule=self.schedule, patience=self.patience,
+                           max_steps=self.max_steps)
 
 
 def training_data(dataset: str, n_train: int, seed: int, planted_k: int = 2,
@@ -271,8 +293,9 @@ def trained(spec: ModelSpec, progress: bool = True,
 
     ``augmentation(images, labels) -> (images, labels)`` builds the training set of a spec
     with ``augment != "none"`` (see :func:`equivar.adversary.defences.trained_defended`).
-    Returns the model and a record with the per-epoch loss and training accuracy, the number
-    of training images and whether it came from the cache.
+    Returns the model and a record with the per-epoch loss and training accuracy (one entry
+    per epoch run), the optimiser steps taken, the number of training images and whether it
+    came from the cache.
     """
     if (spec.augment != "none") != (augmentation is not None):
         raise ValueError(f"spec.augment={spec.augment!r} needs an augmentation function exactly "
@@ -297,14 +320,14 @@ def trained(spec: ModelSpec, progress: bool = True,
         return {"weights": model.weights.detach().clone(), "loss": history.loss,
                 "train_accuracy": history.train_accuracy, "valid_loss": history.valid_loss,
                 "valid_accuracy": history.valid_accuracy, "best_epoch": history.best_epoch,
-                "n_train": len(y), "seconds": seconds}
+                "steps": history.steps, "n_train": len(y), "seconds": seconds}
 
     result, hit = cached("model", params, compute)
     model = QuantumClassifier(spec.config(), seed=spec.seed)
     with torch.no_grad():
         model.weights.copy_(result["weights"])
     record = {k: result.get(k) for k in ("loss", "train_accuracy", "valid_loss",
-                                          "valid_accuracy", "best_epoch", "n_train",
+                                          "valid_accuracy", "best_epoch", "steps", "n_train",
                                           "seconds")}
     record["cached"] = hit
     return model, record
