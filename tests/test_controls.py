@@ -113,16 +113,52 @@ def test_preprocessing_identities(grids, rng, atol):
         controls.Preprocess("whitening")
 
 
-def test_equal_steps():
+def test_equal_steps_takes_the_plain_models_realised_steps():
     spec = ModelSpec("digits", "sector", 0, 1000, 10, 64, 0.03, 2, 30.0, augment="gaussian",
                      augment_strength=0.1)
-    half = controls.equal_steps(spec, 1000)
-    plain = controls.steps(1000, 64, 10)
-    assert controls.steps(2000, 64, half.epochs) <= plain
-    assert controls.steps(2000, 64, half.epochs + 1) > plain
-    assert controls.equal_steps(replace(spec, epochs=1), 1000).epochs == 1
+    per_epoch = 32   # ⌈2000 / 64⌉: the defended set is the 1000 images and a copy of each
+    # the plain model's 16 steps per epoch: 10 epochs, 9 epochs, stopped early after 3, 1 step
+    for plain_steps in (160, 144, 48, 1):
+        equal = controls.equal_steps(spec, plain_steps, 1000)
+        assert equal.max_steps == plain_steps                     # not floored to whole epochs
+        assert equal.epochs == -(-plain_steps // per_epoch)       # just enough epochs
+        assert (equal.epochs - 1) * per_epoch < plain_steps <= equal.epochs * per_epoch
+        assert equal == replace(spec, epochs=equal.epochs, max_steps=plain_steps)
     with pytest.raises(ValueError, match="defended spec"):
-        controls.equal_steps(replace(spec, augment="none"), 1000)
+        controls.equal_steps(replace(spec, augment="none"), 160, 1000)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="plain_steps must be a positive integer"):
+            controls.equal_steps(spec, bad, 1000)
+    with pytest.raises(ValueError, match="n_plain must be a positive integer"):
+        controls.equal_steps(spec, 160, 0)
+
+
+def test_realised_steps_from_a_training_record():
+    assert controls.realised_steps({"steps": 37, "loss": [1.0] * 9, "n_train": 100}, 16) == 37
+    # no step count (every epoch complete): epochs run × ⌈n / batch⌉
+    assert controls.realised_steps({"loss": [1.0, 0.9, 0.8], "n_train": 100}, 16) == 3 * 7
+    with pytest.raises(ValueError, match="neither 'steps' nor"):
+        controls.realised_steps({"n_train": 100}, 16)
+
+
+def test_equal_steps_model_trains_as_many_steps_as_the_plain_one(monkeypatch, tmp_path):
+    """End to end on a tiny model: the plain model stops early (patience), the equal-steps
+    defence takes exactly its realised steps on twice the images."""
+    from equivar.adversary.defences import trained_defended
+
+    monkeypatch.setenv("EQUIVAR_CACHE_DIR", str(tmp_path))
+    plain = ModelSpec("digits", "sector", 0, 40, 6, 16, 0.3, 1, 30.0, patience=1, n_valid=30)
+    _, record = trained_defended(plain, progress=False)
+    plain_steps = controls.realised_steps(record, plain.batch_size)
+    assert plain_steps == len(record["loss"]) * 3   # ⌈40 / 16⌉ steps per epoch
+    assert len(record["loss"]) < plain.epochs   # it did stop early: fewer steps than planned
+    # without early stopping of its own, the defence runs to the cap exactly: all the plain
+    # model's steps, the last epoch cut short (2 × 40 images: 5 steps per epoch)
+    defended = replace(plain, augment="gaussian", augment_strength=0.1, patience=0)
+    equal = controls.equal_steps(defended, plain_steps, record["n_train"])
+    _, got = trained_defended(equal, progress=False)
+    assert got["n_train"] == 2 * record["n_train"]
+    assert got["steps"] == plain_steps and len(got["loss"]) == equal.epochs
 
 
 def test_trained_preprocessed_caches_and_refuses_filters(tmp_path):
@@ -131,6 +167,7 @@ def test_trained_preprocessed_caches_and_refuses_filters(tmp_path):
     model, record = controls.trained_preprocessed(spec, pre)
     again, _ = controls.trained_preprocessed(spec, pre)
     assert torch.equal(model.weights, again.weights) and record["n_train"] == 60
+    assert record["steps"] == 2 and len(record["loss"]) == 1   # 60 images, batches of 32
     other, _ = controls.trained_preprocessed(spec, controls.Preprocess("global mean-centring"))
     assert not torch.equal(model.weights, other.weights)
     with pytest.raises(ValueError, match="starts from the plain model"):

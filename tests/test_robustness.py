@@ -296,12 +296,19 @@ def test_baseline_grid_and_its_units():
     assert by["global mean-centring"][0] == plain and by["global mean-centring"][1].kind == \
         "global mean-centring"
     assert by["background thresholding"][1].threshold == smoke.threshold_baseline
+    # the equal-steps defences are capped at the steps the plain model actually took
+    from equivar.adversary.defences import trained_defended
+
+    _, record = trained_defended(plain, progress=False)
+    plain_steps = controls.realised_steps(record, plain.batch_size)
+    assert plain_steps == record["steps"] == len(record["loss"]) * -(-record["n_train"]
+                                                                     // plain.batch_size)
     for name in ("Gaussian-noise training", "adversarial training"):
         full, equal = by[name][0], by[f"{name}, equal steps"][0]
-        assert equal == robustness.replace(full, epochs=equal.epochs)
-        n = plain.n_train if plain.n_train < 1151 else 1151
-        assert controls.steps(2 * n, equal.batch_size, equal.epochs) <= \
-            controls.steps(n, plain.batch_size, plain.epochs)
+        assert full.max_steps == 0 and equal.max_steps == plain_steps
+        assert equal == robustness.replace(full, epochs=equal.epochs, max_steps=plain_steps)
+        assert controls.steps(2 * record["n_train"], equal.batch_size, equal.epochs) >= \
+            plain_steps   # enough epochs to reach the cap
     names = [u.label for u in robustness.units(smoke)]
     assert sum(n.startswith("baseline digits/sector/seed 0") for n in names) == 4
 

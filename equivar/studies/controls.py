@@ -17,8 +17,9 @@ survive review).
   per-image standardisation equals global centring after amplitude encoding, tested), trained
   like any chapter model (:func:`trained_preprocessed`).
 * **Equal optimisation steps** (chapter 4). The defences train on twice as many images (one
-  perturbed copy each) for the same epochs; :func:`equal_steps` halves their epochs so they take
-  no more optimiser steps than the plain model.
+  perturbed copy each) for the same epochs; :func:`equal_steps` caps them at the optimiser
+  steps the plain model actually took (:func:`realised_steps`: it may stop early), mid-epoch
+  if need be.
 """
 from __future__ import annotations
 
@@ -248,7 +249,8 @@ class Preprocess:
 def trained_preprocessed(spec: ModelSpec, preprocess: Preprocess, progress: bool = False):
     """Train (or load from the result cache) the model of ``spec`` on preprocessed inputs; the
     same data, seed, optimiser and early stopping as :func:`equivar.learn.train.trained`.
-    Returns (model, record with ``n_train``, ``seconds``, ``steps``)."""
+    Returns (model, record with ``n_train``, ``seconds``, ``best_epoch``, ``loss`` (one entry
+    per epoch run) and ``steps`` (optimiser steps taken))."""
     if spec.augment != "none" or spec.suppress_alpha != 1.0:
         raise ValueError("a preprocessing baseline starts from the plain model's spec (no "
                          f"augmentation or sector filter), got augment={spec.augment!r}, "
@@ -269,13 +271,14 @@ def trained_preprocessed(spec: ModelSpec, preprocess: Preprocess, progress: bool
         history = fit(model, encode_(images), labels, spec.train_config(), valid=valid,
                       progress=progress, desc=f"{spec.dataset}/{preprocess.kind}")
         return {"weights": model.weights.detach().clone(), "n_train": len(labels),
-                "seconds": time.perf_counter() - start, "best_epoch": history.best_epoch}
+                "seconds": time.perf_counter() - start, "best_epoch": history.best_epoch,
+                "loss": history.loss, "steps": history.steps}
 
     result, _ = cached("model", params, compute)
     model = QuantumClassifier(spec.config(), seed=spec.seed)
     with torch.no_grad():
         model.weights.copy_(result["weights"])
-    return model, {k: result[k] for k in ("n_train", "seconds", "best_epoch")}
+    return model, {k: result[k] for k in ("n_train", "seconds", "best_epoch", "loss", "steps")}
 
 
 # ------------------------------------------------------------- equal optimisation steps (ch. 4)
@@ -285,12 +288,29 @@ def steps(n_images: int, batch_size: int, epochs: int) -> int:
     return epochs * math.ceil(n_images / batch_size)
 
 
-def equal_steps(spec: ModelSpec, n_plain: int) -> ModelSpec:
-    """A defended ``spec`` (its training set twice the plain one's ``n_plain`` images) with its
-    epochs cut so it takes at most as many optimiser steps as the plain model (at least one
-    epoch). Early stopping (patience) still applies within those epochs."""
+def realised_steps(record: dict, batch_size: int) -> int:
+    """Optimiser steps a trained model actually took, from its training record (of
+    :func:`equivar.learn.train.trained` or :func:`trained_preprocessed`): ``steps`` when
+    recorded, else (every epoch complete) epochs run × ⌈n_train / batch_size⌉, the epochs run
+    being the entries of its per-epoch ``loss``."""
+    if record.get("steps") is not None:
+        return int(record["steps"])
+    if not record.get("loss") or not record.get("n_train"):
+        raise ValueError("the training record has neither 'steps' nor a per-epoch 'loss' and "
+                         f"'n_train' to count them from (keys: {sorted(record)})")
+    return steps(record["n_train"], batch_size, len(record["loss"]))
+
+
+def equal_steps(spec: ModelSpec, plain_steps: int, n_plain: int) -> ModelSpec:
+    """A defended ``spec`` (its training set twice the plain one's ``n_plain`` images: one
+    perturbed copy each) capped at ``plain_steps`` optimiser steps, the steps the plain model
+    actually took (:func:`realised_steps`), with just enough epochs to reach them (the last
+    one cut mid-epoch by ``max_steps``). Early stopping (patience) still applies: it may stop
+    sooner, never later."""
     if spec.augment == "none":
         raise ValueError("equal_steps is for a defended spec (augment != 'none')")
-    plain = steps(n_plain, spec.batch_size, spec.epochs)
+    for name, value in (("plain_steps", plain_steps), ("n_plain", n_plain)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     per_epoch = math.ceil(2 * n_plain / spec.batch_size)
-    return replace(spec, epochs=max(1, plain // per_epoch))
+    return replace(spec, epochs=math.ceil(plain_steps / per_epoch), max_steps=int(plain_steps))

@@ -461,18 +461,22 @@ def baseline_grid(settings, dataset: str, variant: str, seed: int) -> list[tuple
     """(label, spec, preprocessing or None) of the baselines of the suppression: the plain and
     the k = 0-projected models, plain preprocessings (:class:`controls.Preprocess`) of the
     plain model, and the two defences with and without equal optimisation steps
-    (:func:`controls.equal_steps`)."""
+    (:func:`controls.equal_steps`: capped at the steps the plain model actually took, so the
+    plain model is trained, or loaded from the result cache, here)."""
     grid = {label: spec for label, _, spec in model_grid(settings, dataset, variant, seed)}
     base = grid[threats.PLAIN]
     n_plain = len(training_data(base.dataset, base.n_train, base.seed, base.planted_k,
                                 base.bootstrap)[1])
+    plain_steps = controls.realised_steps(trained_defended(base, progress=False)[1],
+                                          base.batch_size)
     out = [(threats.PLAIN, base, None), (BASELINE_REFERENCE, grid[BASELINE_REFERENCE], None),
            ("global mean-centring", base, controls.Preprocess("global mean-centring")),
            ("background thresholding", base,
             controls.Preprocess("background thresholding", settings.threshold_baseline))]
     for label in ("Gaussian-noise training", "adversarial training"):
         out.append((label, grid[label], None))
-        out.append((f"{label}, equal steps", controls.equal_steps(grid[label], n_plain), None))
+        out.append((f"{label}, equal steps",
+                    controls.equal_steps(grid[label], plain_steps, n_plain), None))
     return out
 
 
@@ -480,7 +484,8 @@ def baseline_study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Score every model of :func:`baseline_grid` on chapter 3's attacked images, clean and
     under PGD from each classical surrogate at ``settings.reference_eps``; keep every
     per-image prediction. Returns ``predictions`` (dataset, variant, seed, model, condition,
-    predicted, labels) and ``models`` (training images, epochs, optimiser steps)."""
+    predicted, labels) and ``models`` (per model: training images, planned epochs, the step cap
+    (0: none), and the epochs and optimiser steps it actually ran, from its training record)."""
     transfer_settings = settings.transfer_settings()
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     eps = settings.reference_eps
@@ -501,8 +506,8 @@ def baseline_study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
                 pipe = QuantumPipeline(model, pre)
             tag = {"dataset": dataset, "variant": variant, "seed": seed, "model": label}
             models.append({**tag, "n_train": record["n_train"], "epochs": spec.epochs,
-                           "steps": controls.steps(record["n_train"], spec.batch_size,
-                                                   spec.epochs)})
+                           "step cap": spec.max_steps, "epochs run": len(record["loss"]),
+                           "steps": controls.realised_steps(record, spec.batch_size)})
             for condition, x in {"clean": images, **sets}.items():
                 rows.append({**tag, "condition": condition, "predicted": encode_classes(
                     surrogates.predict_images(pipe, x)), "labels": label_text})
