@@ -80,7 +80,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 # ----------------------------------------------------------------- result cache
 
 # The kinds of result the package caches; ``cached`` and ``clear`` accept no other.
-KINDS = ("model", "surrogate", "adversarial", "threat")
+KINDS = ("model", "surrogate", "adversarial", "threat", "probe")
 FORMATS = ("pt", "npz")
 _KEY = re.compile(r"^[0-9a-f]{24}$")
 # temporary files of atomic_path for an entry: ".<key>.<fmt|json>.<random>.part"

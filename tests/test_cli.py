@@ -1,6 +1,7 @@
 """equivar.cli and equivar.book.notebooks: argument checking before any work starts."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -278,3 +279,35 @@ def test_a_successful_run_is_tagged_stamped_and_reported(tmp_path, monkeypatch):
     assert any("hide-input" in c.metadata.get("tags", []) for c in nb.cells)
     assert lines[0].startswith("01_twirl: ") and "cells, profile smoke ->" in lines[0]
     assert "done in" in lines[1] and str(out) in lines[1]
+
+
+def test_chapters_run_in_parallel_processes_and_a_failure_is_named(tmp_path):
+    import nbformat
+
+    from equivar.book import site
+
+    (tmp_path / "notebooks").mkdir()
+    for name, body in (("09_fine", "import os\nprint('pid', os.getpid())"),
+                       ("10_broken", "raise ValueError('planted failure')")):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+        params = nbformat.v4.new_code_cell("profile = 'default'")
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [params, nbformat.v4.new_code_cell(body)]
+        nbformat.write(nb, tmp_path / "notebooks" / f"{name}.ipynb")
+    fine = notebooks.find("fine", root=tmp_path)
+    broken = notebooks.find("broken", root=tmp_path)
+    chosen = [fine, broken]
+    params = {c: {"profile": "smoke"} for c in chosen}
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(notebooks.ChapterFailed, match="10_broken.ipynb failed in cell 1"):
+        site._execute_parallel(chosen, params, out, 2, "smoke", None)
+    done = nbformat.read(out / "09_fine.ipynb", as_version=4)
+    assert done.metadata["equivar"]["profile"] == "smoke"
+    # each chapter ran in its own process, not in this one
+    printed = done.cells[-1].outputs[0]["text"]
+    assert printed.startswith("pid ") and int(printed.split()[1]) != os.getpid()
+    assert not (out / "10_broken.ipynb").exists()
+    assert site._execute_parallel([fine], params, out, 1, "smoke", None).keys() == {"09_fine"}

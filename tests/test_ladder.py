@@ -51,3 +51,20 @@ def test_ceiling_gaps():
     assert abs(gaps.loc["west", "gap to probe"] - 0.2) < 1e-12
     assert gaps.loc["west", "best rung"] == 0.55
     assert abs(gaps.loc["sector", "gap to probe"] - 0.15) < 1e-12
+
+
+def test_reference_rungs_are_a_cached_unit_of_the_sweep():
+    from equivar import cache
+
+    s = settings.LadderSettings.for_profile("smoke", n_train=120, n_valid=60, n_test=60,
+                                            selection_epochs=2)
+    labels = [u.label for u in ladder.units(s)]
+    assert "ladder digits: probes and ideal measurements" in labels
+    first = ladder.reference_rows(s, "digits")
+    kinds = {r["rung"] for r in first}
+    assert kinds == {f"probe: {k}" for k in ladder.probes.FEATURE_SETS} | \
+        {f"ideal: {v}" for v in ladder.VARIANTS}
+    assert all(0 <= r["test_accuracy"] <= 1 for r in first)
+    hits = [e for e in cache.entries() if e["kind"] == "probe"]
+    assert len(hits) == 1 and hits[0]["status"] == "ok"
+    assert ladder.reference_rows(s, "digits") == first     # read back, not refitted

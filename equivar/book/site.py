@@ -8,6 +8,7 @@ and provenance page, the timings table), then runs ``jupyter-book build . -W -n 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -36,7 +37,8 @@ def run_chapters(names, profile: str, params: dict | None = None,
     A parameter goes to every chosen chapter that has it; one that no chosen chapter has is
     an error. All parameters are validated for every chapter, and the output directory
     checked, before the first one runs. With ``workers`` or ``scheduler`` the chapters'
-    expensive units are first computed on Dask (:mod:`equivar.book.sweep`). ``say`` (e.g.
+    expensive units are first computed on Dask (:mod:`equivar.book.sweep`), and the notebooks
+    then run ``workers`` at a time, each in its own process. ``say`` (e.g.
     ``print``) is told what runs and where its outputs went.
     """
     chosen = list(dict.fromkeys(notebooks.find(n) for n in names)) if names \
@@ -66,6 +68,10 @@ def run_chapters(names, profile: str, params: dict | None = None,
         sweep.compute(sweep.plan(chosen, profile, per_chapter), workers, scheduler, progress)
         timings["sweep"] = time.perf_counter() - start
         _record_timings(output, profile, {"sweep": timings["sweep"]})
+    parallel = min(workers or 1, len(chosen)) if scheduler is None else 1
+    if parallel > 1:
+        timings.update(_execute_parallel(chosen, per_chapter, output, parallel, profile, say))
+        return timings
     for i, chapter in enumerate(chosen, 1):
         start = time.perf_counter()
         step = (lambda line, i=i: say(f"[{i}/{len(chosen)}] {line}")) if say else None
@@ -73,6 +79,40 @@ def run_chapters(names, profile: str, params: dict | None = None,
                           progress=progress, say=step)
         timings[chapter.stem] = time.perf_counter() - start
         _record_timings(output, profile, {chapter.stem: timings[chapter.stem]})
+    return timings
+
+
+def _execute_timed(chapter, params: dict, path: Path, prefix: str | None) -> float:
+    """Execute one chapter (in a pool process); seconds it took."""
+    start = time.perf_counter()
+    say = functools.partial(_say_prefixed, prefix) if prefix is not None else None
+    notebooks.execute(chapter, params, path, progress=False, say=say)
+    return time.perf_counter() - start
+
+
+def _say_prefixed(prefix: str, line: str) -> None:
+    print(f"{prefix} {line}", flush=True)
+
+
+def _execute_parallel(chosen, per_chapter, output: Path, n: int, profile: str,
+                      say) -> dict[str, float]:
+    """Execute ``chosen`` chapters ``n`` at a time, each in its own process (after a sweep the
+    notebooks only read the cache and score, one core each); seconds per chapter, in chapter
+    order. The first failure is re-raised once the running chapters have finished."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    timings = {}
+    # spawn: the parent may still hold threads (Dask's, tqdm's) that fork would copy mid-state
+    with ProcessPoolExecutor(max_workers=n,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {chapter: pool.submit(_execute_timed, chapter, per_chapter[chapter],
+                                        output / chapter.path.name,
+                                        f"[{i}/{len(chosen)}]" if say else None)
+                   for i, chapter in enumerate(chosen, 1)}
+        for chapter, future in futures.items():
+            timings[chapter.stem] = future.result()
+            _record_timings(output, profile, {chapter.stem: timings[chapter.stem]})
     return timings
 
 

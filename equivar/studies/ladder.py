@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from equivar import data
+from equivar.cache import cached
 from equivar.core import rings, sectors
 from equivar.learn import probes, select
 from equivar.learn.train import ModelSpec, accuracy, encode, trained, validation_data
@@ -116,6 +117,8 @@ def units(settings) -> list[Unit]:
     space = search_space(settings)
     out = [Unit(0, f"selection {name}/{variant}", select.search, (space, name, variant))
            for name in names for variant in SELECTED_VARIANTS]
+    out += [Unit(0, f"ladder {name}: probes and ideal measurements", fit_references,
+                 (settings, name)) for name in names]
     for name in names:
         out += [Unit(1, f"ladder {name}: rung {i}", train_rung, (settings, name, i))
                 for i in range(n_rungs(settings))]
@@ -150,31 +153,33 @@ def pixel_coverage(n_rings: int, n_angles: int, height: int, width: int,
     return len(hit)
 
 
-def ladder(settings, progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """One row per dataset and rung: family, grid, parameters, pixel coverage, validation and
-    test accuracy, training seconds. Returns (table, notes)."""
-    names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
-    rows = []
-    for name in progress_bar(names, desc="ladder", disable=not progress):
-        n_classes = len(data.info(name).classes)
-        h, w = data.info(name).image_shape
-        train = data.load(name, "train", n=min(settings.n_train, data.split_size(name, "train")),
-                          seed=settings.seed)
-        valid = validation_data(name, settings.n_valid)
-        test = data.load(name, "test", n=min(settings.n_test, data.split_size(name, "test")),
-                         seed=settings.seed)
-        grids = {k: encode(v[0])[0] for k, v in (("train", train), ("valid", valid),
-                                                  ("test", test))}
-        tag = {"dataset": name}
+def reference_rows(settings, dataset: str) -> list[dict]:
+    """The ladder's non-quantum rungs on ``dataset``: a logistic probe on every feature set
+    (:data:`equivar.learn.probes.FEATURE_SETS`) and the ideal measurement of each invariant
+    kind, fitted on the training images, regularised on validation, scored on test; one row
+    each. Cached (kind ``probe``), so a sweep computes them beside the quantum rungs."""
+    params = {"what": "ladder reference rungs", "dataset": dataset, "seed": settings.seed,
+              "n_train": settings.n_train, "n_valid": settings.n_valid,
+              "n_test": settings.n_test, "epochs": settings.selection_epochs}
+
+    def compute():
+        n_classes = len(data.info(dataset).classes)
+        train = data.load(dataset, "train", seed=settings.seed,
+                          n=min(settings.n_train, data.split_size(dataset, "train")))
+        valid = validation_data(dataset, settings.n_valid)
+        test = data.load(dataset, "test", seed=settings.seed,
+                         n=min(settings.n_test, data.split_size(dataset, "test")))
+        splits = {"train": train, "valid": valid, "test": test}
+        grids = {k: encode(v[0])[0] for k, v in splits.items()}
+        tag, rows = {"dataset": dataset}, []
         for kind, what in probes.FEATURE_SETS.items():
-            f = {k: probes.features(v[0], grids[k], kind)
-                 for k, v in (("train", train), ("valid", valid), ("test", test))}
+            f = {k: probes.features(v[0], grids[k], kind) for k, v in splits.items()}
             out = probes.fit_probe((f["train"], train[1]), (f["valid"], valid[1]),
                                    (f["test"], test[1]), seed=settings.seed)
             rows.append({**tag, "family": "linear probe", "rung": f"probe: {kind}",
                          "what": what, "n_params": (f["train"].shape[1] + 1) * n_classes,
-                         "valid_accuracy": out["valid_accuracy"],
-                         "test_accuracy": out["test_accuracy"]})
+                         "valid_accuracy": float(out["valid_accuracy"]),
+                         "test_accuracy": float(out["test_accuracy"])})
         for variant in VARIANTS:
             out = probes.fit_ideal((grids["train"], train[1]), (grids["valid"], valid[1]),
                                    variant, n_classes, epochs=settings.selection_epochs,
@@ -185,8 +190,30 @@ def ladder(settings, progress: bool = True) -> tuple[pd.DataFrame, dict]:
                          "what": "a free unitary on the radial register per "
                                  + ("parity of k" if variant == "west" else "sector k"),
                          "n_params": int(out["model"].generator.numel() * 2),
-                         "valid_accuracy": out["valid_accuracy"],
+                         "valid_accuracy": float(out["valid_accuracy"]),
                          "test_accuracy": float((logits.argmax(1).numpy() == test[1]).mean())})
+        return {"rows": rows}
+
+    return cached("probe", params, compute)[0]["rows"]
+
+
+def fit_references(settings, dataset: str) -> None:
+    """Fit (or find cached) :func:`reference_rows` (a sweep unit)."""
+    reference_rows(settings, dataset)
+
+
+def ladder(settings, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """One row per dataset and rung: family, grid, parameters, pixel coverage, validation and
+    test accuracy, training seconds. Returns (table, notes)."""
+    names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
+    rows = []
+    for name in progress_bar(names, desc="ladder", disable=not progress):
+        h, w = data.info(name).image_shape
+        valid = validation_data(name, settings.n_valid)
+        test = data.load(name, "test", n=min(settings.n_test, data.split_size(name, "test")),
+                         seed=settings.seed)
+        tag = {"dataset": name}
+        rows += reference_rows(settings, name)
         for label, spec in rungs(settings, name):
             model, record = trained(spec, progress=False)
             sampling = spec.sampling()
