@@ -493,7 +493,8 @@ RULES: dict[str, Rule] = {r.claim: r for r in [
             "attacks.", "clean accuracy minus accuracy under transfer attack", 0.05, _PRESENT),
     _effect("C3-ring-means", "Transfer attacks act through the ring means.",
             "accuracy under the transfer perturbation with its ring-mean (k = 0) part removed "
-            "minus accuracy under the full perturbation", 0.05, _PRESENT),
+            "minus accuracy under the same perturbation with the same energy removed in random "
+            "directions (energy-matched control)", 0.05, _PRESENT),
     *(_effect(f"C4-{t}", f"Suppressing the ring-mean sector substantially improves robustness "
               f"({t.replace('-', ' ')} attack; the abstract names no threat model, we judge "
               f"each).", _C4.format(t.replace("-", " ")), 0.10,

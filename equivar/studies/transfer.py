@@ -27,6 +27,29 @@ from equivar.studies.units import Unit, train_surrogate
 
 QUANTUM = ("west", "sector", "baseline")
 PARTS = ("full", "k=0 only", "k>=1 only")
+# the control of C3-ring-means: the energy of the k = 0 part removed in random directions
+# (not in PARTS: chapter 4's baselines and strong transfer split into PARTS only)
+ENERGY_MATCHED = "energy-matched removal"
+
+
+def k0_energy_fraction(delta) -> np.ndarray:
+    """Per grid perturbation δ (n, R, N_angles), the share ‖δ₀‖² / ‖δ‖² of its squared norm in
+    sector k = 0 (the ring means), shape (n,); 0 where δ = 0."""
+    delta = np.asarray(delta, dtype=np.float64)
+    k0 = (sectors.keep_sectors(delta, [0]) ** 2).sum((-2, -1))
+    total = (delta ** 2).sum((-2, -1))
+    return np.divide(k0, total, out=np.zeros_like(total), where=total > 0)
+
+
+def energy_matched_removal(clean, perturbed, rng) -> np.ndarray:
+    """Grids (n, R, N_angles) of the clean images plus the grid perturbation δ with as much
+    energy removed as its k = 0 part holds, in random directions of the grid space
+    (:func:`equivar.studies.controls.energy_removed`, f = ‖δ₀‖² / ‖δ‖² per image): what is
+    left has the norm of δ's k ≥ 1 part, but comes from no particular sector (the ring means
+    shrink as every other direction; they are not set to zero). The control that separates
+    "the ring means" from "less perturbation" when the k = 0 part is removed."""
+    g0, delta = attacks.grid_perturbation(clean, perturbed)
+    return g0 + controls.energy_removed(delta, k0_energy_fraction(delta), rng)
 
 
 def attacked_images(settings, dataset: str):
@@ -84,7 +107,9 @@ def units(settings) -> list[Unit]:
 
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Run chapter 3 for :class:`equivar.settings.TransferSettings`; DataFrames keyed by
-    ``clean``, ``transfer``, ``noise``, ``energy``, ``restricted``, ``logit_change``,
+    ``clean``, ``transfer``, ``noise``, ``energy``, ``restricted`` (the invariant targets'
+    accuracy under each of :data:`PARTS` of a perturbation and under :data:`ENERGY_MATCHED`),
+    ``logit_change``,
     ``surrogates``, ``split`` (the perturbation's background and object parts at the reference
     ε), ``clipping`` (k = 0 share of sign noise with and without clipping), ``predictions``
     (every target's predicted class per image, for every perturbation and part; see
@@ -148,8 +173,12 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
         def restrict(perturbed, extra):
             name = f"{extra['attack']} from {extra['source']}" if extra["attack"] != "noise" \
                 else extra["source"]
-            for part, kept in zip(PARTS, (sectors_all, [0], sectors_all[1:])):
-                grids = attacks.restricted(images, perturbed, kept)
+            # one random basis per seed (not per call): the control does not depend on the
+            # order of the calls or on which other sets were scored
+            matched = energy_matched_removal(images, perturbed, np.random.default_rng([seed, 2]))
+            for part, kept in zip(PARTS + (ENERGY_MATCHED,),
+                                  (sectors_all, [0], sectors_all[1:], None)):
+                grids = matched if kept is None else attacks.restricted(images, perturbed, kept)
                 for variant, model in quantum.items():
                     pred = predict(model, amplitudes(grids))
                     rows["restricted"].append({**extra, **tag, "target": variant, "part": part,
@@ -353,8 +382,8 @@ def correctness(predictions: pd.DataFrame, dataset: str, target: str, perturbati
                 eps: float, part: str = "full") -> np.ndarray:
     """(n_seeds, n_images) bool: which attacked image each seed's ``target`` got right under
     ``perturbation`` (``"clean"``, ``"pgd from cnn"``, ``"sign noise"``, ...) at ``eps``,
-    whole or only its ``part`` (``"k=0 only"``, ``"k>=1 only"``, ``"background part"``,
-    ``"object part"``); rows in seed order."""
+    whole or only its ``part`` (``"k=0 only"``, ``"k>=1 only"``, :data:`ENERGY_MATCHED`,
+    ``"background part"``, ``"object part"``); rows in seed order."""
     p = predictions
     rows = p[(p["dataset"] == dataset) & (p["target"] == target)
              & (p["perturbation"] == perturbation) & np.isclose(p["eps"], eps)
@@ -388,38 +417,45 @@ def verdicts(results: dict[str, pd.DataFrame], eps: float, n_resamples: int = 10
     * C3-transfer and headline: clean correct minus correct under the transfer attack
       (thresholds 0.05 and 0.10);
     * C3-ring-means: correct under the perturbations with their k = 0 part removed (on the
-      sampled grid) minus correct under the full perturbations.
+      sampled grid) minus correct under the same perturbations with the same energy removed
+      in random directions (:data:`ENERGY_MATCHED`): removing k = 0 also makes the
+      perturbation smaller, and the control is as much smaller.
 
     Paired over seeds × images (two-level bootstrap 95 % CI), seed-level sign-flip test.
     Returns (rows for the scorecard, a per-dataset-and-model table of the same statistics
-    with sign noise of the same budget beside them and the drop beyond that noise with its CI,
-    not judged)."""
+    with, not judged, sign noise of the same budget and the drop beyond that noise, and the
+    raw ring-mean effect, k = 0 removed minus full perturbation, each with its CI)."""
     pred = results["predictions"]
     sources = sorted(set(results["surrogates"]["surrogate"]))
     pairs = [(d, t) for (d, t), _ in pred[pred["target"].isin(INVARIANT)]
              .groupby(["dataset", "target"], sort=False)]
     if not pairs or not sources:
         raise ValueError("no invariant targets or no classical surrogates in the results")
-    parts = {"clean": [], "attacked": [], "no k=0": []}
+    parts = {"clean": [], "attacked": [], "no k=0": [], "energy-matched": []}
     rows = []
     for dataset, target in pairs:
         clean = correctness(pred, dataset, target, "clean", 0.0)
         attacked = transferred(pred, dataset, target, sources, eps)
         no_k0 = transferred(pred, dataset, target, sources, eps, "k>=1 only")
+        matched = transferred(pred, dataset, target, sources, eps, ENERGY_MATCHED)
         noise = correctness(pred, dataset, target, "sign noise", eps)
-        for key, value in zip(parts, (clean, attacked, no_k0)):
+        for key, value in zip(parts, (clean, attacked, no_k0, matched)):
             parts[key].append(value)
         drop = stats.bootstrap_difference(clean, attacked, n_resamples=n_resamples)
         via = stats.bootstrap_difference(no_k0, attacked, n_resamples=n_resamples)
+        controlled = stats.bootstrap_difference(no_k0, matched, n_resamples=n_resamples)
         # beyond noise: correct under same-budget sign noise minus correct under the attack
         # (the part of the drop that is not mere sensitivity to any perturbation of size ε)
         beyond = stats.bootstrap_difference(noise, attacked, n_resamples=n_resamples)
         rows.append({"dataset": dataset, "target": target, "clean": clean.mean(),
                      "transferred": attacked.mean(), "sign noise": noise.mean(),
-                     "k=0 part removed": no_k0.mean(),
+                     "k=0 part removed": no_k0.mean(), ENERGY_MATCHED: matched.mean(),
                      "transfer drop": drop.estimate, "drop low": drop.low,
                      "drop high": drop.high, "ring-mean effect": via.estimate,
                      "effect low": via.low, "effect high": via.high,
+                     "ring-mean effect vs energy-matched": controlled.estimate,
+                     "vs energy-matched low": controlled.low,
+                     "vs energy-matched high": controlled.high,
                      "drop beyond noise": beyond.estimate, "beyond low": beyond.low,
                      "beyond high": beyond.high})
     pooled = {k: np.concatenate(v, axis=1) for k, v in parts.items()}
@@ -429,10 +465,12 @@ def verdicts(results: dict[str, pd.DataFrame], eps: float, n_resamples: int = 10
     drop = stats.bootstrap_difference(pooled["clean"], pooled["attacked"],
                                       n_resamples=n_resamples, image_ids=ids)
     p_drop = _seed_p(pooled["clean"], pooled["attacked"])
-    via = stats.bootstrap_difference(pooled["no k=0"], pooled["attacked"],
+    # C3-ring-means is the controlled effect (k = 0 removed vs the same energy removed at
+    # random); the raw effect against the full perturbation stays in the table only
+    via = stats.bootstrap_difference(pooled["no k=0"], pooled["energy-matched"],
                                      n_resamples=n_resamples, image_ids=ids)
     found = {"C3-transfer": (drop, p_drop),
-             "C3-ring-means": (via, _seed_p(pooled["no k=0"], pooled["attacked"])),
+             "C3-ring-means": (via, _seed_p(pooled["no k=0"], pooled["energy-matched"])),
              "headline": (drop, p_drop)}
     scope = (f"PGD at ε = {eps:g} from any of {', '.join(sources)}; pooled over "
              + ", ".join(f"{d}/{t}" for d, t in pairs))
@@ -467,9 +505,13 @@ def verdict_markdown(family: list[dict], table: pd.DataFrame, eps: float, settin
             f"- **{r['dataset']}, {VARIANT_LABELS[r['target']]}**: clean {r['clean']:.3f}, "
             f"under transferred PGD (worst surrogate per image) {r['transferred']:.3f}, under "
             f"sign noise of the same budget {r['sign noise']:.3f}; with the ring-mean part of "
-            f"every perturbation removed {r['k=0 part removed']:.3f} (effect of the ring-mean "
-            f"part {r['ring-mean effect']:+.3f} [{r['effect low']:+.3f}, "
-            f"{r['effect high']:+.3f}]).")
+            f"every perturbation removed {r['k=0 part removed']:.3f}, with the same energy "
+            f"removed in random directions instead {r[ENERGY_MATCHED]:.3f}. Effect of the "
+            f"ring-mean part against the full perturbation (raw) "
+            f"{r['ring-mean effect']:+.3f} [{r['effect low']:+.3f}, {r['effect high']:+.3f}]; "
+            f"against the energy-matched removal (what C3-ring-means judges) "
+            f"{r['ring-mean effect vs energy-matched']:+.3f} "
+            f"[{r['vs energy-matched low']:+.3f}, {r['vs energy-matched high']:+.3f}].")
     lines.append("")
     for row in family:
         lines.append(f"- **{row['claim']}** ({stats.RULES[row['claim']].description}) "
