@@ -68,3 +68,16 @@ def test_reference_rungs_are_a_cached_unit_of_the_sweep():
     hits = [e for e in cache.entries() if e["kind"] == "probe"]
     assert len(hits) == 1 and hits[0]["status"] == "ok"
     assert ladder.reference_rows(s, "digits") == first     # read back, not refitted
+
+
+def test_selection_covers_every_dataset_a_chapter_trains_on():
+    s = settings.LadderSettings.for_profile("paper")
+    names, _ = ladder.selection_datasets(s, also=("synthetic", "fashion-mnist", "mnist",
+                                                  "digits"))
+    # the ladder's own first, then the chapter's real datasets, each once; synthetic keeps the
+    # chapter's settings (no selection)
+    # (mnist is replaced by mnist-5k where it cannot be downloaded, as in every chapter)
+    assert names in (["fashion-mnist", "mnist", "digits"], ["fashion-mnist", "mnist-5k", "digits"])
+    listed = ladder.units(s, also=("digits",))
+    assert "selection digits/west" in [u.label for u in listed if u.stage == 0]
+    assert not any(u.label.startswith("ladder digits") for u in listed)

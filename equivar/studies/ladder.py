@@ -38,10 +38,18 @@ def search_space(settings) -> select.SearchSpace:
                               n_valid=settings.n_valid, seed=settings.seed)
 
 
-def selection(settings) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def selection_datasets(settings, also=()) -> tuple[list[str], dict]:
+    """The datasets whose models are selected: the ladder's and ``also`` (a chapter's real
+    datasets whose models use the selection), resolved, in order, each once; and notes."""
+    wanted = list(dict.fromkeys([*settings.datasets, *(d for d in also if d != "synthetic")]))
+    return data.resolve(wanted, fallbacks={"mnist": "mnist-5k"})
+
+
+def selection(settings, also=()) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Every configuration tried (one row each), the chosen ones (one row per dataset and
-    variant), and notes on datasets replaced or skipped."""
-    names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
+    variant), and notes on datasets replaced or skipped; for the ladder's datasets and
+    ``also`` (see :func:`selection_datasets`)."""
+    names, notes = selection_datasets(settings, also)
     space = search_space(settings)
     tables = [select.search(space, name, variant) for name in names
               for variant in SELECTED_VARIANTS]
@@ -111,12 +119,14 @@ def rungs(settings, dataset: str) -> list[tuple[str, ModelSpec]]:
     return out
 
 
-def units(settings) -> list[Unit]:
-    """The ladder's expensive work: the selection trials (stage 0), then every rung."""
+def units(settings, also=()) -> list[Unit]:
+    """The ladder's expensive work: the selection trials of its datasets and ``also`` (stage
+    0), then every rung of its own datasets."""
+    selected, _ = selection_datasets(settings, also)
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     space = search_space(settings)
     out = [Unit(0, f"selection {name}/{variant}", select.search, (space, name, variant))
-           for name in names for variant in SELECTED_VARIANTS]
+           for name in selected for variant in SELECTED_VARIANTS]
     out += [Unit(0, f"ladder {name}: probes and ideal measurements", fit_references,
                  (settings, name)) for name in names]
     for name in names:

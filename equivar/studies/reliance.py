@@ -147,7 +147,7 @@ def units(settings) -> list[Unit]:
     """Chapter 2's expensive work: the selection and the capacity ladder (stages 0-1), then one
     trained model per dataset, seed and variant (stage 1)."""
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
-    out = ladder.units(LadderSettings.for_profile(settings.profile)) \
+    out = ladder.units(LadderSettings.for_profile(settings.profile), also=settings.datasets) \
         if settings.models == "selected" else []
     for seed in range(settings.seed, settings.seed + settings.n_seeds):
         own = replace(settings, seed=seed, n_seeds=1)  # keys independent of the split
