@@ -39,14 +39,21 @@ def test_settings_share_training_and_attacks():
     assert t.seed == 2 and t.n_seeds == s.n_seeds and t.datasets == s.datasets
 
 
-def fake_results():
+FAKE_MODELS = [("none", "k=0 down-weighting", 0, 0.8, 0.4),
+               ("k=0 × 0", "k=0 down-weighting", 0, 0.7, 0.6),
+               ("project out k=1", "control sector", 1, 0.75, 0.41),
+               ("Gaussian-noise training", "reference defence", 0, 0.8, 0.45),
+               ("adversarial training", "reference defence", 0, 0.78, 0.5)]
+
+
+def fake_results(models=FAKE_MODELS, seeds=(0, 1)):
+    """Chapter 4 results of ``models`` (label, group, k, clean, robust; accuracies are numbers
+    or functions of the seed), robust ± 0.02 for the two surrogates."""
+    value = lambda v, seed: v(seed) if callable(v) else v
     rows_clean, rows_robust = [], []
-    for seed in (0, 1):
-        for model, group, k, clean, robust in [("none", "k=0 down-weighting", 0, 0.8, 0.4),
-                                               ("k=0 × 0", "k=0 down-weighting", 0, 0.7, 0.6),
-                                               ("project out k=1", "control sector", 1, 0.75, 0.41),
-                                               ("Gaussian-noise training", "reference defence", 0, 0.8, 0.45),
-                                               ("adversarial training", "reference defence", 0, 0.78, 0.5)]:
+    for seed in seeds:
+        for model, group, k, clean, robust in models:
+            clean, robust = value(clean, seed), value(robust, seed)
             tag = {"dataset": "d", "seed": seed, "variant": "sector", "model": model,
                    "group": group, "k": k, "alpha": 0.0 if "×" in model or "out" in model else 1.0}
             rows_clean.append({**tag, "accuracy": clean})
@@ -77,8 +84,7 @@ def test_conclusion_table_arithmetic():
     # drop: none 0.8 - 0.4 = 0.4; k=0 removed 0.7 - 0.6 = 0.1
     assert row["drop none"] == pytest.approx(0.4)
     assert row[g + ": drop change"] == pytest.approx(-0.3)
-    assert row["best control"] == "project out k=1"
-    assert row["best control: drop change"] == pytest.approx((0.75 - 0.41) - 0.4)
+    assert row["project out k=1: drop change"] == pytest.approx((0.75 - 0.41) - 0.4)
     assert row["adversarial training: drop change"] == pytest.approx((0.78 - 0.5) - 0.4)
     tests = robustness.drop_tests(fake_results(), table, 0.1, n_resamples=500)
     k0 = tests.set_index("comparison").loc[g]
@@ -89,6 +95,49 @@ def test_conclusion_table_arithmetic():
                                           settings.SuppressionSettings.for_profile("smoke"))
     # two seeds: the sign-flip test cannot reach p < 0.05, so nothing counts as shrunk
     assert "in 0 of 1" in text and "+0.200" in text and "-0.300" in text
+
+
+@pytest.mark.parametrize("k2_beaten", [False, True])
+def test_k0_must_beat_every_control_sector(k2_beaten):
+    """No control is picked on the test images: k = 0 counts as specific only if it beats each
+    one. Control k=1 has the smaller mean drop (it would be 'the best control'), and k = 0
+    beats it on every seed; control k=2 has a larger mean drop but, seed by seed, half the time
+    a smaller one than k = 0, so k = 0 does not beat it: not specific. With k=2 beaten as well
+    (constant drop), it is."""
+    # drops (clean − worst surrogate): none 0.42, k=0 0.12, k=1 0.22 on every seed; k=2 0.00
+    # and 0.47 on alternate seeds (mean over surrogates: −0.02 and 0.45, mean 0.215 > 0.2)
+    k2 = (lambda seed: 0.72 if seed % 2 == 0 else 0.25) if not k2_beaten else 0.4
+    models = [("none", "k=0 down-weighting", 0, 0.8, 0.4),
+              ("k=0 × 0", "k=0 down-weighting", 0, 0.7, 0.6),
+              ("project out k=1", "control sector", 1, 0.7, 0.5),
+              ("project out k=2", "control sector", 2, 0.7, k2),
+              ("Gaussian-noise training", "reference defence", 0, 0.8, 0.45),
+              ("adversarial training", "reference defence", 0, 0.78, 0.5)]
+    results = fake_results(models, seeds=range(10))
+    table = robustness.conclusion_table(results, 0.1)
+    row = table.iloc[0]
+    changes = {c: row[f"project out k={c}: drop change"] for c in (1, 2)}
+    assert changes[1] == pytest.approx(0.2 - 0.4)
+    if not k2_beaten:
+        assert changes[1] < changes[2]   # k=1 would have been picked as "the best control"
+    assert not any("best" in column for column in table.columns)
+    tests = robustness.drop_tests(results, table, 0.1, n_resamples=2000)
+    by = tests.set_index("comparison")
+    assert {"k=0 removed", "project out k=1", "project out k=2", "noise training",
+            "adversarial training", "k=0 removed vs project out k=1",
+            "k=0 removed vs project out k=2"} == set(by.index)
+    assert by.loc["k=0 removed vs project out k=2", "against"] == "project out k=2"
+    # one Holm family over every comparison, both controls included
+    assert np.allclose(by["p (Holm)"], robustness.stats.holm(by["p (seeds, raw)"]))
+    vs1, vs2 = by.loc["k=0 removed vs project out k=1"], by.loc["k=0 removed vs project out k=2"]
+    assert vs1["drop change"] == pytest.approx(0.12 - 0.22)
+    assert vs1["high"] < 0 and vs1["p (Holm)"] < 0.05          # k=1 beaten on every seed
+    assert (vs2["high"] < 0 and vs2["p (Holm)"] < 0.05) == k2_beaten
+    text = robustness.conclusion_markdown(table, tests, 0.1,
+                                          settings.SuppressionSettings.for_profile("smoke"))
+    assert "in 1 of 1" in text     # the drop shrank against the unsuppressed model
+    assert f"in {int(k2_beaten)} of these" in text
+    assert "project out k=1 -0.100" in text and "project out k=2" in text
 
 
 def test_sector_effects():
