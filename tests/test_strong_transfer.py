@@ -140,15 +140,16 @@ def _table(effects, lows):
     return table
 
 
-def test_remains_needs_the_threshold_and_a_ci_above_zero():
+def test_remains_needs_the_whole_ci_above_the_threshold():
     tau = stats.RULES["C3-ring-means"].threshold
-    table = _table([0.3, 0.3, tau / 2, 0.3, 0.3], [0.1, -0.01, 0.001, 0.2, 0.2])
+    # estimate above τ but CI reaching below τ (though above 0): not shown, as in the rule
+    table = _table([0.3, 0.3, tau / 2, 0.3, 0.3], [tau + 0.01, tau / 2, 0.001, 0.2, 0.2])
     assert list(st.remains(table)) == [True, False, False, True, True]
     text = st.conclusion_markdown(table, TransferSettings.for_profile("smoke"))
     assert text.startswith("Ring-mean vulnerability remains under MI-FGSM (CNN), PGD "
                            "(ensemble), PGD (ring surrogate), not under DI-FGSM (CNN), "
                            "VMI-FGSM (CNN)")
-    every = st.conclusion_markdown(_table([0.3] * 5, [0.1] * 5),
+    every = st.conclusion_markdown(_table([0.3] * 5, [tau + 0.05] * 5),
                                    TransferSettings.for_profile("smoke"))
     assert "remains under every stronger transfer attack" in every
 
