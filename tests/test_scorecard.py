@@ -134,3 +134,22 @@ def test_write_per_image_refuses_paths(tmp_path):
     for bad in ("../x", "", ".hidden"):
         with pytest.raises(ValueError, match="plain file stem"):
             scorecard.write_per_image(table, bad, tmp_path)
+
+
+def test_verdict_files_name_their_run_and_the_page_flags_mixed_runs(tmp_path, rng):
+    from equivar.settings import RelianceSettings, TransferSettings
+
+    rows3 = scorecard.judge_rows({"C3-transfer": _found(0.2, rng)}, stats.RULES,
+                                 {"C3-transfer": "fig-transfer-verdicts"}, "03")
+    rows2 = scorecard.judge_rows({"C3-reliance": _found(0.2, rng)}, stats.RULES,
+                                 {"C3-reliance": "fig-reliance-verdicts"}, "02")
+    path = scorecard.write_verdicts(rows3, "03", tmp_path, TransferSettings.for_profile("paper"))
+    run = json.loads(path.read_text())["run"]
+    assert run["profile"] == "paper" and run["n_seeds"] == 10 and len(run["code"]) == 12
+    scorecard.write_verdicts(rows2, "02", tmp_path, RelianceSettings.for_profile("paper"))
+    page = scorecard.markdown(tmp_path)
+    assert "- chapter 03: profile `paper`, 10 seeds, code" in page
+    assert "different runs" not in page
+    scorecard.write_verdicts(rows2, "02", tmp_path, RelianceSettings.for_profile("smoke"))
+    page = scorecard.markdown(tmp_path)
+    assert "- chapter 02: profile `smoke`, 1 seed," in page and "different runs" in page

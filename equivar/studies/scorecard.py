@@ -21,7 +21,7 @@ from typing import Mapping
 import numpy as np
 
 from equivar import stats
-from equivar.cache import atomic_path
+from equivar.cache import atomic_path, code_digest
 from equivar.paths import figures_dir
 
 # the scorecard's claims in reading order, with the chapter whose verdict file holds each
@@ -101,9 +101,11 @@ def _clean(value):
 
 
 def write_verdicts(rows: list[dict], chapter: str,
-                   out_dir: str | os.PathLike | None = None) -> Path:
+                   out_dir: str | os.PathLike | None = None, settings=None) -> Path:
     """Write a chapter's verdict rows (from :func:`judge_rows`) to ``verdicts-<chapter>.json``
-    atomically; returns the path. Every row needs the fields of :data:`FIELDS`."""
+    atomically; returns the path. Every row needs the fields of :data:`FIELDS`. The file also
+    names its run: the chapter's ``settings``' profile and seeds, and the package's code digest
+    (:func:`equivar.cache.code_digest`, 12 hex digits), so that a scorecard mixing runs shows it."""
     for row in rows:
         absent = [f for f in FIELDS if f not in row]
         if absent:
@@ -113,7 +115,9 @@ def write_verdicts(rows: list[dict], chapter: str,
                              f"{[str(v) for v in stats.Verdict]}, got {row['verdict']!r}")
     path = verdict_path(chapter, out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"chapter": chapter,
+    run = {"profile": getattr(settings, "profile", None),
+           "n_seeds": getattr(settings, "n_seeds", None), "code": code_digest()[:12]}
+    payload = {"chapter": chapter, "run": run,
                "rows": [{k: (_clean(v) if k in NUMERIC else v) for k, v in row.items()}
                         for row in rows]}
     with atomic_path(path) as tmp:
@@ -133,6 +137,7 @@ def read_verdicts(directory: str | os.PathLike | None = None) -> dict[str, dict]
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path.name} is not a verdict file: {err}") from None
         for row in rows:
+            row = {**row, "run": payload.get("run") or {}}
             if row["claim"] in out:
                 raise ValueError(f"claim {row['claim']!r} is judged in two verdict files "
                                  f"(chapters {out[row['claim']]['chapter']} and "
@@ -193,7 +198,25 @@ def markdown(directory: str | os.PathLike | None = None, link: str = "numref") -
                  "Verdicts follow the rules fixed in `equivar.stats.RULES` before the run."]
     if extra:
         notes.append(f"Further verdict rows not on the scorecard: {', '.join(extra)}.")
+    notes += _runs(found)
     return "\n".join(lines + notes)
+
+
+def _runs(found: dict[str, dict]) -> list[str]:
+    """Lines naming the run behind each chapter's verdicts, and a warning if they differ."""
+    runs = {row["chapter"]: row.get("run") or {} for row in found.values()}
+    if not runs:
+        return []
+    lines = ["", "Runs behind these verdicts:"]
+    for chapter, run in sorted(runs.items()):
+        n = run.get("n_seeds")
+        seeds = f", {n} seed{'' if n == 1 else 's'}" if n else ""
+        lines.append(f"- chapter {chapter}: profile `{run.get('profile') or 'unknown'}`{seeds}, "
+                     f"code `{run.get('code') or 'unknown'}`")
+    if len({(r.get("profile"), r.get("code")) for r in runs.values()}) > 1:
+        lines += ["", "**These verdicts come from different runs (profiles or code versions); "
+                      "rerun the chapters together before citing them side by side.**"]
+    return lines
 
 
 def rules_table(claims, rules: Mapping[str, stats.Rule] | None = None):
