@@ -286,6 +286,19 @@ def min_pvalue(n_seeds: int, alternative: Alternative = "two-sided") -> float:
     return min(1.0, (2.0 if alternative == "two-sided" else 1.0) / 2**n_seeds)
 
 
+def floor_note(n_seeds: int, family_size: int, alpha: float = 0.05) -> str:
+    """What the seed count allows, in words: the exact sign-flip test's smallest p with
+    ``n_seeds`` seeds and, after Holm over ``family_size`` tests, the smallest corrected p
+    (``family_size`` × the floor); says so when no verdict of the family can be significant."""
+    floor = min_pvalue(n_seeds)
+    corrected = min(1.0, family_size * floor)
+    text = (f"with {n_seeds} seed(s) the sign-flip test cannot go below p = {floor:.3g}"
+            + (f" ({corrected:.3g} after Holm over {family_size} tests)" if family_size > 1
+               else ""))
+    return text + (", so no verdict of this family can be significant" if corrected >= alpha
+                   else "")
+
+
 def paired_t_test(a, b, *, alternative: Alternative = "two-sided") -> TestResult:
     """Paired t-test (scipy.stats.ttest_rel) of per-seed accuracies a vs b; for comparison."""
     _check_alternative(alternative)

@@ -356,3 +356,13 @@ def test_bad_input_messages():
     with pytest.raises(ValueError, match=r"T: an effect rule needs a corrected p in \[0, 1\], "
                                          r"got None"):
         S.judge(RULE, Interval(0.1, 0, 0.2, 0.95, 1, "t"))
+
+
+def test_floor_note_accounts_for_holm():
+    assert S.floor_note(10, 1) == "with 10 seed(s) the sign-flip test cannot go below p = 0.00195"
+    # 2/2^5 = 0.0625: even alone, not significant
+    assert S.floor_note(5, 1).endswith("so no verdict of this family can be significant")
+    # 2/2^6 = 0.031 alone, but 0.125 after Holm over 4 tests: the raw floor would mislead
+    four = S.floor_note(6, 4)
+    assert "(0.125 after Holm over 4 tests)" in four and four.endswith("can be significant")
+    assert not S.floor_note(6, 1).endswith("can be significant")

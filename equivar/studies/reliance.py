@@ -374,11 +374,9 @@ def conclusion_markdown(family: list[dict], table: pd.DataFrame, settings) -> st
             f"removing the ring means: {r['statistic']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}], Holm "
             f"p = {r['p (Holm)']:.3g}: **{r['verdict']}**.")
     row = family[0]
-    floor = table.attrs["min p"]
     lines += ["", f"**C3-reliance, pooled** ({row['scope']}): {row['estimate']:+.3f} "
               f"[{row['low']:+.3f}, {row['high']:+.3f}], p = {row['p_holm']:.3g}: "
               f"**{row['verdict']}**. Why: {row['why']}.",
-              "", f"Intervals: {table.attrs['CI']}. Profile `{settings.profile}`, "
-              f"{settings.n_seeds} seed(s): the sign-flip test cannot go below p = {floor:.3g}"
-              + (", so no verdict of this run can be significant." if floor >= 0.05 else ".")]
+              "", f"Intervals: {table.attrs['CI']}. Profile `{settings.profile}`: "
+              f"{stats.floor_note(settings.n_seeds, len(family))}."]
     return "\n".join(lines)

@@ -404,9 +404,8 @@ def conclusion_markdown(table: pd.DataFrame, comparison_table: pd.DataFrame, eps
                  "the change lies above 0).")
     lines += ["", plain + f" Verdicts reproduced or partly reproduced: "
               f"{', '.join(sorted(significant)) or 'none'} (profile `{settings.profile}`, "
-              f"{settings.n_seeds} seed(s); with {settings.n_seeds} seed(s) the sign-flip test "
-              f"cannot go below p = {table.attrs.get('min p', float('nan')):.3g}, so no verdict "
-              f"can be significant below that). CIs: {table['CI'].iloc[0]}."]
+              f"{settings.n_seeds} seed(s); {stats.floor_note(settings.n_seeds, len(table))}). "
+              f"CIs: {table['CI'].iloc[0]}."]
     return "\n".join(lines)
 
 

@@ -517,9 +517,7 @@ def verdict_markdown(family: list[dict], table: pd.DataFrame, eps: float, settin
         lines.append(f"- **{row['claim']}** ({stats.RULES[row['claim']].description}) "
                      f"{row['estimate']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}], Holm "
                      f"p = {row['p_holm']:.3g}: **{row['verdict']}**.")
-    floor = table.attrs["min p"]
+    tests = len({row["p_raw"] for row in family})   # the headline shares C3-transfer's test
     lines += ["", f"Pooled over: {family[0]['scope']}. Intervals: {table.attrs['CI']}. Profile "
-              f"`{settings.profile}`, {settings.n_seeds} seed(s): the sign-flip test cannot go "
-              f"below p = {floor:.3g}"
-              + (", so no verdict of this run can be significant." if floor >= 0.05 else ".")]
+              f"`{settings.profile}`: {stats.floor_note(settings.n_seeds, tests)}."]
     return "\n".join(lines)
