@@ -508,8 +508,9 @@ def plot_sector_energy(energy: pd.DataFrame):
 
 
 def plot_restricted(restricted: pd.DataFrame):
-    """Quantum-target accuracy under the full transferred perturbation and under only its
-    k = 0 or only its k ≥ 1 part (on the sampled grid), versus ε. Panels: dataset × target.
+    """Quantum-target accuracy under the full transferred perturbation, only its k = 0 or only
+    its k ≥ 1 part, and (if present) the energy-matched control (on the sampled grid), versus
+    ε. Panels: dataset × target; colours black, red, blue, green in the order of the parts.
 
     ``restricted`` columns: dataset, target, part, eps, mean, std.
     """
@@ -520,7 +521,7 @@ def plot_restricted(restricted: pd.DataFrame):
             part = restricted[(restricted["dataset"] == name) & (restricted["target"] == target)
                               & (restricted["part"] == part_name)].sort_values("eps")
             ax.errorbar(part["eps"], part["mean"], yerr=part["std"], marker="o", ms=2.5,
-                        capsize=2, color=["0.2", "C3", "C0"][c % 3], label=part_name)
+                        capsize=2, color=["0.2", "C3", "C0", "C2"][c % 4], label=part_name)
 
     return _curve_grid(list(dict.fromkeys(restricted["target"])), TARGET_LABELS,
                        list(dict.fromkeys(restricted["dataset"])), draw, "lower left")
