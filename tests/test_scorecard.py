@@ -153,3 +153,26 @@ def test_verdict_files_name_their_run_and_the_page_flags_mixed_runs(tmp_path, rn
     scorecard.write_verdicts(rows2, "02", tmp_path, RelianceSettings.for_profile("smoke"))
     page = scorecard.markdown(tmp_path)
     assert "- chapter 02: profile `smoke`, 1 seed," in page and "different runs" in page
+
+
+def test_page_wide_holm_counts_each_test_once(tmp_path, rng):
+    rows3 = scorecard.judge_rows({"C3-transfer": _found(0.2, rng), "C3-ring-means":
+                                  _found(0.0, rng), "headline": _found(0.2, rng)}, stats.RULES,
+                                 {c: "fig-transfer-verdicts" for c in
+                                  ("C3-transfer", "C3-ring-means", "headline")}, "03",
+                                 same_test={"headline": "C3-transfer"})
+    rows2 = scorecard.judge_rows({"C3-reliance": _found(0.1, rng)}, stats.RULES,
+                                 {"C3-reliance": "fig-reliance-verdicts"}, "02")
+    scorecard.write_verdicts(rows3, "03", tmp_path)
+    scorecard.write_verdicts(rows2, "02", tmp_path)
+    found = scorecard.read_verdicts(tmp_path)
+    page = scorecard.page_holm(found)
+    raw = [found[c]["p_raw"] for c in ("C3-transfer", "C3-ring-means", "C3-reliance")]
+    expected = dict(zip(("C3-transfer", "C3-ring-means", "C3-reliance"), stats.holm(raw)))
+    for claim, p in expected.items():            # three tests, not four
+        assert page[claim] == pytest.approx(p)
+    assert page["headline"] == page["C3-transfer"]
+    # never below the chapter's own correction
+    assert all(page[c] >= found[c]["p_holm"] - 1e-12 for c in page)
+    text = scorecard.markdown(tmp_path)
+    assert "over all 3 tests on this page" in text

@@ -171,15 +171,16 @@ def markdown(directory: str | os.PathLike | None = None, link: str = "numref") -
     if link not in ("numref", "plain"):
         raise ValueError(f"link must be 'numref' or 'plain', got {link!r}")
     found = read_verdicts(directory)
+    page_wide = page_holm(found)
     lines = ["| Claim | What the claim says | Verdict | Statistic [95 % CI] | p (Holm) | "
-             "Rule | Evidence |", "|---|---|---|---|---|---|---|"]
+             "p (Holm, page) | Rule | Evidence |", "|---|---|---|---|---|---|---|---|"]
     for claim, chapter in CLAIMS:
         row = found.get(claim)
         rule = stats.RULES.get(claim)
         said = rule.description if rule else (row or {}).get("rule", "")
         if row is None:
-            lines.append(f"| {claim} | {said} | {NOT_RUN} | – | – | – | no verdict file from "
-                         f"chapter {chapter} in this run |")
+            lines.append(f"| {claim} | {said} | {NOT_RUN} | – | – | – | – | no verdict file "
+                         f"from chapter {chapter} in this run |")
             continue
         if row.get("kind") == "identity":
             rule_text = f"max deviation ≤ {row['threshold']:g}"
@@ -191,15 +192,35 @@ def markdown(directory: str | os.PathLike | None = None, link: str = "numref") -
         figure = row.get("figure") or ""
         evidence = (f"{{numref}}`{figure}`" if link == "numref" and figure else figure) or "–"
         lines.append(f"| {claim} | {said} | **{row['verdict']}** | {_number(row)} | "
-                     f"{_p(row.get('p_holm'))} | {rule_text} | {evidence} |")
+                     f"{_p(row.get('p_holm'))} | {_p(page_wide.get(claim))} | {rule_text} | "
+                     f"{evidence} |")
     extra = sorted(set(found) - {c for c, _ in CLAIMS})
     notes = ["", "Statistics are differences of accuracy (fractions); the CI of each is stated in "
                  "its chapter (95 %, paired two-level bootstrap over seeds × test images). "
-                 "Verdicts follow the rules fixed in `equivar.stats.RULES` before the run."]
+                 "Verdicts follow the rules fixed in `equivar.stats.RULES` before the run, "
+                 "with Holm's correction over each chapter's family (p (Holm)); "
+                 f"p (Holm, page) corrects over all {len(set(_tests(found).values()))} tests on "
+                 "this page at once, the stricter reading: a verdict whose page-wide p is "
+                 "0.05 or more would not survive it."]
     if extra:
         notes.append(f"Further verdict rows not on the scorecard: {', '.join(extra)}.")
     notes += _runs(found)
     return "\n".join(lines + notes)
+
+
+def _tests(found: dict[str, dict]) -> dict[str, tuple]:
+    """Claim → the test behind it, for rows with a raw p: claims of one chapter with the same
+    raw p share one test (the headline is C3-transfer's test at another threshold)."""
+    return {claim: (row["chapter"], row["p_raw"]) for claim, row in found.items()
+            if row.get("kind") == "effect" and row.get("p_raw") is not None}
+
+
+def page_holm(found: dict[str, dict]) -> dict[str, float]:
+    """Holm-corrected p of every claim with a test, over all distinct tests of the page."""
+    tests = _tests(found)
+    distinct = list(dict.fromkeys(tests.values()))
+    adjusted = dict(zip(distinct, stats.holm([p for _, p in distinct]))) if distinct else {}
+    return {claim: float(adjusted[test]) for claim, test in tests.items()}
 
 
 def _runs(found: dict[str, dict]) -> list[str]:
