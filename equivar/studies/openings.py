@@ -767,6 +767,11 @@ def what_this_adds(results: dict[str, pd.DataFrame], settings) -> str:
     top = max(settings.noise_rates)
     at = lambda label_, col: n[(n["noise"] == label_) & np.isclose(n["rate"], top)][col].mean()
     base = lambda col: n[n["noise"] == "none"][col].mean()
+    noiseless = n[n["noise"] == "none"]
+    noiseless_gain = ", ".join(
+        f"{VARIANT_LABELS.get(v, v)} {row['suppression gain']:+.2f} "
+        f"[{row['gain low']:+.2f}, {row['gain high']:+.2f}]"
+        for v, row in noiseless.set_index("variant").iterrows())
     keeps = c[(c["wires"] == "angular") & (c["commutator"] <= EXACT_TOL)]
     where = {"layers": "after the layers", "input": "on the input",
              "transform": "inside the transform"}
@@ -792,10 +797,10 @@ def what_this_adds(results: dict[str, pd.DataFrame], settings) -> str:
         f"(amplitude damping), {at('readout error', 'clean'):.2f} (readout error); necessity of "
         f"k = 0 {_pct(base('necessity'))} → {_pct(at('depolarizing', 'necessity'))} / "
         f"{_pct(at('amplitude damping', 'necessity'))} / {_pct(at('readout error', 'necessity'))};"
-        f" suppression gain {base('suppression gain'):+.2f} "
-        f"[{base('gain low'):+.2f}, {base('gain high'):+.2f}] → "
+        f" suppression gain without noise {noiseless_gain} → "
         f"{at('depolarizing', 'suppression gain'):+.2f} / "
         f"{at('amplitude damping', 'suppression gain'):+.2f} / "
-        f"{at('readout error', 'suppression gain'):+.2f} (on {settings.n_noise} images; "
-        f"brackets: mean of the models' 95 % paired bootstrap CIs).")
+        f"{at('readout error', 'suppression gain'):+.2f} (mean of both models; on "
+        f"{settings.n_noise} images; brackets: each model's 95 % paired bootstrap CI over "
+        f"images).")
     return "\n\n".join(lines)
