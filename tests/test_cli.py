@@ -311,3 +311,24 @@ def test_chapters_run_in_parallel_processes_and_a_failure_is_named(tmp_path):
     assert printed.startswith("pid ") and int(printed.split()[1]) != os.getpid()
     assert not (out / "10_broken.ipynb").exists()
     assert site._execute_parallel([fine], params, out, 1, "smoke", None).keys() == {"09_fine"}
+
+
+def test_timings_page_puts_the_whole_run_last_and_explains_overlap(tmp_path):
+    import json
+
+    from equivar.book import site
+
+    info = {"machine": {"python": "3.11", "platform": "Linux", "processor": "x86_64",
+                        "cpu_count": 2},
+            "chapters": {site.WALL: {"profile": "paper", "seconds": 100.0},
+                         "sweep": {"profile": "paper", "seconds": 60.0},
+                         "02_sector_reliance": {"profile": "paper", "seconds": 30.0},
+                         "03_transfer": {"profile": "paper", "seconds": 35.0}}}
+    (tmp_path / "run-info.json").write_text(json.dumps(info))
+    page = site.timings_page(tmp_path)
+    rows = [line for line in page.splitlines() if line.startswith("| ") and "seconds" not in line]
+    assert rows[-1] == f"| {site.WALL} | paper | 100.0 |" and len(rows) == 4
+    assert "their times overlap" in page
+    del info["chapters"]["sweep"]
+    (tmp_path / "run-info.json").write_text(json.dumps(info))
+    assert "overlap" not in site.timings_page(tmp_path)
