@@ -189,3 +189,28 @@ def test_energy_removed_takes_exactly_the_fraction(grids, rng, atol):
     assert np.allclose(controls.energy_removed(grids, 0.0, rng), grids, atol=atol)
     with pytest.raises(ValueError, match=r"fraction must lie in \[0, 1\]"):
         controls.energy_removed(grids, 1.5, rng)
+
+
+def test_preprocessing_leaves_a_grid_it_would_empty_as_it_was(rng):
+    from equivar.core.model import amplitudes
+
+    grids = rng.random((3, 16, 8))
+    grids[1] *= 0.1                        # every value below the threshold: a dim image
+    grids[2] = 0.5                         # constant: centring would leave nothing
+    thresh = controls.Preprocess("background thresholding", threshold=0.2)
+    out = thresh.apply(grids)
+    assert np.array_equal(out[1], grids[1])
+    assert np.array_equal(out[0], grids[0] * (grids[0] >= 0.2))     # the rule where it can act
+    for kind in ("global mean-centring", "per-image standardisation"):
+        p = controls.Preprocess(kind)
+        done = p.apply(grids)
+        assert np.isfinite(done).all() and np.array_equal(done[2], grids[2])
+        assert abs(done[0].mean()) < 1e-12
+    states = thresh.states(grids)
+    assert np.allclose(np.linalg.norm(states, axis=-1), 1)
+    t = torch.as_tensor(grids).requires_grad_()
+    thresh.states(t).sum().backward()
+    assert torch.isfinite(t.grad).all()
+    # still a choice a rotation cannot change
+    rolled = np.roll(grids, 3, axis=-1)
+    assert np.allclose(np.roll(thresh.apply(grids), 3, axis=-1), thresh.apply(rolled))
