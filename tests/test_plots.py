@@ -85,3 +85,29 @@ def test_use_style_never_truncates_tables():
     wide = pd.DataFrame({"why": ["a reason " * 30]})
     assert "..." not in wide.to_string() and "..." not in wide.to_html()
     assert "..." not in pd.DataFrame({"x": range(120)}).to_string()
+
+
+def test_git_commit_is_dirty_for_code_not_for_the_runs_own_outputs(tmp_path, monkeypatch):
+    import subprocess
+
+    from equivar.book import plots
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "book" / "figures").mkdir(parents=True)
+    (tmp_path / "equivar").mkdir()
+    (tmp_path / "book" / "figures" / "fig-a.json").write_text("{}")
+    (tmp_path / "equivar" / "x.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    monkeypatch.setattr(plots, "project_root", lambda: tmp_path)
+    clean = plots.git_commit()
+    assert len(clean) == 12 and not clean.endswith("+dirty")
+    (tmp_path / "book" / "figures" / "fig-a.json").write_text('{"rerun": 1}')
+    assert plots.git_commit() == clean           # a run rewriting its committed figures
+    (tmp_path / "scratch.py").write_text("")     # untracked: not the commit's code either way
+    assert plots.git_commit() == clean
+    (tmp_path / "equivar" / "x.py").write_text("x = 2\n")
+    assert plots.git_commit() == clean + "+dirty"

@@ -53,13 +53,20 @@ def versions() -> dict[str, str]:
     return out
 
 
+# what a run writes (executed chapters, figures, generated pages): a run rewriting its own
+# committed outputs does not make the code that produces them differ from the commit
+RUN_OUTPUTS = ("book/chapters", "book/figures", "book/generated")
+
+
 def git_commit() -> str:
-    """Short commit of the checkout (``+dirty`` if modified), or ``unknown``."""
+    """Short commit of the checkout (``+dirty`` if a tracked file other than the run outputs
+    of :data:`RUN_OUTPUTS` is modified), or ``unknown``."""
     try:
         root = project_root()
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, text=True,
                              capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", *(f":(exclude){p}" for p in RUN_OUTPUTS)],
                                cwd=root, text=True, capture_output=True, check=True).stdout
         return sha + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError, FileNotFoundError):
