@@ -152,6 +152,7 @@ def test_remains_needs_the_whole_ci_above_the_threshold():
     every = st.conclusion_markdown(_table([0.3] * 5, [tau + 0.05] * 5),
                                    TransferSettings.for_profile("smoke"))
     assert "remains under every stronger transfer attack" in every
+    assert "with the whole CI above that" in every      # the criterion remains() applies
 
 
 def test_units_share_chapter_4s_keys():

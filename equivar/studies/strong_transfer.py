@@ -285,7 +285,7 @@ def conclusion_markdown(table: pd.DataFrame, settings) -> str:
     lines = [f"{head} at ε = {eps:g} (pooled over the datasets and "
              f"{', '.join(table.attrs.get('targets', ()))}; criterion: removing the k = 0 "
              f"part raises accuracy by more than {stats.RULES['C3-ring-means'].threshold} "
-             f"with the CI above 0).", ""] + lines
+             f"with the whole CI above that).", ""] + lines
     lines += ["", f"Intervals: {table.attrs.get('CI', '')}. Profile `{settings.profile}`, "
                   f"{settings.n_seeds} seed(s)."]
     return "\n".join(lines)
