@@ -127,7 +127,7 @@ def units(settings, also=()) -> list[Unit]:
     space = search_space(settings)
     out = [Unit(0, f"selection {name}/{variant}", select.search, (space, name, variant))
            for name in selected for variant in SELECTED_VARIANTS]
-    out += [Unit(0, f"ladder {name}: probes and ideal measurements", fit_references,
+    out += [Unit(0, f"ladder {name}: probes and ideal measurements", reference_rows,
                  (settings, name)) for name in names]
     for name in names:
         out += [Unit(1, f"ladder {name}: rung {i}", train_rung, (settings, name, i))
@@ -205,11 +205,6 @@ def reference_rows(settings, dataset: str) -> list[dict]:
         return {"rows": rows}
 
     return cached("probe", params, compute)[0]["rows"]
-
-
-def fit_references(settings, dataset: str) -> None:
-    """Fit (or find cached) :func:`reference_rows` (a sweep unit)."""
-    reference_rows(settings, dataset)
 
 
 def ladder(settings, progress: bool = True) -> tuple[pd.DataFrame, dict]:

@@ -27,7 +27,7 @@ from equivar.core.model import amplitudes
 from equivar.core.pipeline import QuantumPipeline
 from equivar.core.rings import sample_grid
 from equivar.learn import surrogates
-from equivar.learn.train import ModelSpec, training_data
+from equivar.learn.train import ModelSpec
 from equivar.runtime import progress as progress_bar
 from equivar.settings import VARIANT_LABELS
 from equivar.studies import controls, ladder, threats, transfer
@@ -482,10 +482,9 @@ def baseline_grid(settings, dataset: str, variant: str, seed: int) -> list[tuple
     plain model is trained, or loaded from the result cache, here)."""
     grid = {label: spec for label, _, spec in model_grid(settings, dataset, variant, seed)}
     base = grid[threats.PLAIN]
-    n_plain = len(training_data(base.dataset, base.n_train, base.seed, base.planted_k,
-                                base.bootstrap)[1])
-    plain_steps = controls.realised_steps(trained_defended(base, progress=False)[1],
-                                          base.batch_size)
+    plain = trained_defended(base, progress=False)[1]   # its record: images and steps taken
+    n_plain = int(plain["n_train"])
+    plain_steps = controls.realised_steps(plain, base.batch_size)
     out = [(threats.PLAIN, base, None), (BASELINE_REFERENCE, grid[BASELINE_REFERENCE], None),
            ("global mean-centring", base, controls.Preprocess("global mean-centring")),
            ("background thresholding", base,
