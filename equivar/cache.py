@@ -80,7 +80,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 # ----------------------------------------------------------------- result cache
 
 # The kinds of result the package caches; ``cached`` and ``clear`` accept no other.
-KINDS = ("model", "surrogate", "adversarial", "threat", "probe")
+KINDS = ("model", "surrogate", "adversarial", "threat", "probe", "score")
 FORMATS = ("pt", "npz")
 _KEY = re.compile(r"^[0-9a-f]{24}$")
 # temporary files of atomic_path for an entry: ".<key>.<fmt|json>.<random>.part"
@@ -90,11 +90,11 @@ _PART = re.compile(r"^\.(?P<key>[0-9a-f]{24})\.(pt|npz|json)\.[^/]*\.part$")
 CODE_PACKAGES = ("core", "data", "learn", "adversary")
 
 
-def code_digest() -> str:
-    """SHA-256 over the source files of :data:`CODE_PACKAGES`."""
+def code_digest(packages: tuple[str, ...] = CODE_PACKAGES) -> str:
+    """SHA-256 over the source files of ``packages`` (subpackages of equivar)."""
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for package in CODE_PACKAGES:
+    for package in packages:
         for path in sorted((here / package).glob("*.py")):
             digest.update(f"{package}/{path.name}".encode())
             digest.update(path.read_bytes())

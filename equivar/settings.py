@@ -444,7 +444,8 @@ class BaselineSettings(_UsesChapter3Sets, Settings):
     seed: int = setting(0, "ours", "first seed, as chapters 2 and 3: baseline s trains on the "
                                    "training subset of the quantum models of seed s and is "
                                    "attacked with the transfer sets of seed s")
-    n_seeds: int = setting(2, "ours", "independent runs per model (as chapter 3)")
+    n_seeds: int = setting(2, "ours", "independent runs per model: chapter 3's first seeds, "
+                                      "at most this many")
     datasets: tuple[str, ...] = setting(
         ("fashion-mnist", "mnist", "mnist-rot", "digits"), "ours",
         "chapter 3's datasets, whose adversarial sets are reused; mnist falls back to mnist-5k "
@@ -522,6 +523,16 @@ class BaselineSettings(_UsesChapter3Sets, Settings):
         "paper": dict(n_seeds=4, datasets=("fashion-mnist", "digits"), n_valid=1000, budget=8,
                       cnn_budget=2, n_white_box=200),
     }
+
+    @classmethod
+    def for_chapter(cls, transfer: "TransferSettings") -> "BaselineSettings":
+        """The baselines of chapter 3 run under ``transfer``: its profile, first seed and
+        datasets, and the first ``min(n_seeds of this profile, transfer.n_seeds)`` of its seeds
+        (the comparison is descriptive, and the group CNN's training and white-box attacks
+        cost the most per seed)."""
+        most = cls.for_profile(transfer.profile).n_seeds
+        return cls.for_profile(transfer.profile, seed=transfer.seed,
+                               n_seeds=min(most, transfer.n_seeds), datasets=transfer.datasets)
 
 
 @dataclass(frozen=True)

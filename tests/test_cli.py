@@ -332,3 +332,29 @@ def test_timings_page_puts_the_whole_run_last_and_explains_overlap(tmp_path):
     del info["chapters"]["sweep"]
     (tmp_path / "run-info.json").write_text(json.dumps(info))
     assert "overlap" not in site.timings_page(tmp_path)
+
+
+def test_timings_page_adds_up_the_sweep_by_unit_kind(tmp_path):
+    import json
+
+    from equivar.book import site, sweep
+    from equivar.studies.units import Unit
+
+    def train(x):
+        return x
+
+    def score(x):
+        return x
+
+    units = [Unit(1, "a", train, (1,)), Unit(1, "b", train, (2,)), Unit(2, "c", score, (1,))]
+    cost = sweep.cost_table(units, {"a": 10.0, "b": 30.0, "c": 5.0})
+    assert list(cost) == ["train", "score"]
+    assert cost["train"] == {"units": 2, "seconds": 40.0, "largest": 30.0}
+    info = {"machine": {"python": "3.11", "platform": "Linux", "processor": "x86_64",
+                        "cpu_count": 2},
+            "chapters": {"sweep": {"profile": "paper", "seconds": 30.0}},
+            "sweep": {"profile": "paper", "stages": {"stage 1": 20.0, "stage 2": 5.0},
+                      "by kind": cost}}
+    (tmp_path / "run-info.json").write_text(json.dumps(info))
+    page = site.timings_page(tmp_path)
+    assert "| train | 2 | 40 | 30 |" in page and "stage 1 20 s" in page

@@ -114,3 +114,14 @@ def test_declared_names_match_the_implementations():
         assert isinstance(surrogates.SurrogateSpec("digits", kind, 0, 10, 1).build(),
                           torch.nn.Module)
     assert set(settings.VARIANT_LABELS) == set(settings.VARIANTS)
+
+
+def test_chapter_3_baselines_take_the_first_seeds_up_to_their_profiles_count():
+    from equivar.settings import BaselineSettings, TransferSettings
+
+    paper = TransferSettings.for_profile("paper")
+    b = BaselineSettings.for_chapter(paper)
+    assert (b.seed, b.n_seeds, b.datasets) == (0, 4, paper.datasets)
+    few = TransferSettings.for_profile("paper", seed=3, n_seeds=2, datasets=["digits"])
+    b = BaselineSettings.for_chapter(few)
+    assert (b.seed, b.n_seeds, b.datasets, b.profile) == (3, 2, ("digits",), "paper")

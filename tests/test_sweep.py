@@ -6,7 +6,7 @@ import pytest
 
 from equivar import cache, settings
 from equivar.book import notebooks, sweep
-from equivar.studies import robustness, threats, transfer
+from equivar.studies import baselines, robustness, threats, transfer
 from equivar.studies.units import Unit, unique
 
 
@@ -37,7 +37,11 @@ def test_unit_keys_do_not_depend_on_how_seeds_are_split():
     whole = {u.key for u in _plan(["transfer"], seed=0, n_seeds=2)}
     split = {u.key for u in _plan(["transfer"], seed=0, n_seeds=1)} | \
         {u.key for u in _plan(["transfer"], seed=1, n_seeds=1)}
-    assert whole == split
+    # the classical baselines take the run's first seeds only (BaselineSettings.for_chapter),
+    # so a split run may list baseline seeds the whole run leaves out, never the reverse
+    baseline = {u.key for u in baselines.units(settings.BaselineSettings.for_profile(
+        "smoke", seed=1, n_seeds=1))}
+    assert whole <= split and split - whole <= baseline
     first = settings.TransferSettings.for_profile("smoke", seed=0)
     second = settings.TransferSettings.for_profile("smoke", seed=1)
     a, _ = transfer.attacked_images(first, "digits")
@@ -104,3 +108,39 @@ def _n_sets(units):
             n += len(ts.surrogates) * len(ts.attacks) * len(large)
             n += len(threats.STRONG) * sum(e > 0 for e in threats.epsilons(sup))
     return n
+
+
+def test_cached_rows_are_computed_once_as_plain_numbers_and_keyed_by_the_study_code(
+        tmp_path, monkeypatch):
+    import numpy as np
+
+    from equivar.studies.units import cached_rows
+
+    monkeypatch.setenv("EQUIVAR_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"t": [{"a": np.float64(0.5), "k": np.int64(3), "s": "x"}]}
+
+    first = cached_rows("test", {"x": 1}, compute)
+    second = cached_rows("test", {"x": 1}, compute)
+    assert len(calls) == 1
+    assert first == second == {"t": [{"a": 0.5, "k": 3, "s": "x"}]}
+    assert type(second["t"][0]["k"]) is int
+    # a change in a study module (outside the cache's code packages) is a new entry
+    digest = cache.code_digest
+    monkeypatch.setattr(cache, "code_digest", lambda packages=cache.CODE_PACKAGES:
+                        "edited" if packages == ("studies",) else digest(packages))
+    cached_rows("test", {"x": 1}, compute)
+    assert len(calls) == 2
+
+
+def test_the_transfer_plan_scores_every_seed_after_its_sets():
+    units = _plan(["transfer"], n_seeds=2)
+    scores = [u for u in units if u.fn is transfer.score_unit]
+    sets = [u for u in units if u.fn is transfer.adversarial_sets]
+    assert sorted(u.args[2] for u in scores) == [0, 1]
+    assert min(u.stage for u in scores) > max(u.stage for u in sets)
+    # chapter 4 scores nothing of chapter 3's
+    assert not [u for u in _plan(["suppression"]) if u.fn is transfer.score_unit]

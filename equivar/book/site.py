@@ -65,9 +65,12 @@ def run_chapters(names, profile: str, params: dict | None = None,
         from equivar.book import sweep  # Dask and the studies: only for a sweep
 
         start = time.perf_counter()
-        sweep.compute(sweep.plan(chosen, profile, per_chapter), workers, scheduler, progress)
+        units = sweep.plan(chosen, profile, per_chapter)
+        done = sweep.compute(units, workers, scheduler, progress)
         timings["sweep"] = time.perf_counter() - start
-        _record_timings(output, profile, {"sweep": timings["sweep"]})
+        _record_timings(output, profile, {"sweep": timings["sweep"]},
+                        {"stages": {k: round(v, 1) for k, v in done["stages"].items()},
+                         "by kind": sweep.cost_table(units, done["units"])})
     run_start = time.perf_counter() - timings.get("sweep", 0.0)
     parallel = min(workers or 1, len(chosen)) if scheduler is None else 1
     if parallel > 1:
@@ -124,11 +127,14 @@ def _execute_parallel(chosen, per_chapter, output: Path, n: int, profile: str,
     return timings
 
 
-def _record_timings(output: Path, profile: str, timings: dict[str, float]) -> None:
+def _record_timings(output: Path, profile: str, timings: dict[str, float],
+                    sweep_cost: dict | None = None) -> None:
     path = output / "run-info.json"
     info = json.loads(path.read_text()) if path.exists() else {"chapters": {}}
     for stem, seconds in timings.items():
         info["chapters"][stem] = {"profile": profile, "seconds": round(seconds, 1)}
+    if sweep_cost is not None:   # the sweep's stages (wall) and worker seconds by unit kind
+        info["sweep"] = {"profile": profile, **sweep_cost}
     info["machine"] = machine()
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
@@ -187,6 +193,15 @@ def timings_page(chapters_dir: Path | None = None) -> str:
         lines += ["", "The sweep computes the chapters' units on Dask workers first; the chapters "
                       "then run as many at a time as there are workers, so their times overlap "
                       f"and the '{WALL}' row, where recorded, is the run's elapsed time."]
+    cost = info.get("sweep")
+    if cost and cost.get("by kind"):
+        stages = ", ".join(f"{k} {v:.0f} s" for k, v in cost["stages"].items())
+        lines += ["", f"Where the sweep's time went (elapsed per stage: {stages}). Worker "
+                      "seconds add up over the workers, so they exceed the elapsed time; a unit "
+                      "whose results were already cached counts near 0.", "",
+                  "| unit kind | units | worker seconds | largest unit (s) |", "|---|---|---|---|"]
+        lines += [f"| {kind} | {row['units']} | {row['seconds']:.0f} | {row['largest']:.0f} |"
+                  for kind, row in cost["by kind"].items()]
     return "\n".join(lines) + "\n"
 
 

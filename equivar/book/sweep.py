@@ -21,10 +21,9 @@ from equivar.studies.units import Unit, unique
 
 def _transfer_units(settings) -> list[Unit]:
     """Chapter 3's units, its stronger transfer sets (chapter 4's, listed once) and its
-    classical-baselines section (same seeds, datasets)."""
-    own = BaselineSettings.for_profile(settings.profile, seed=settings.seed,
-                                       n_seeds=settings.n_seeds, datasets=settings.datasets)
-    return transfer.units(settings) + strong_transfer.units(settings) + baselines.units(own)
+    classical-baselines section (:meth:`BaselineSettings.for_chapter`)."""
+    return (transfer.units(settings) + strong_transfer.units(settings)
+            + baselines.units(BaselineSettings.for_chapter(settings)))
 
 
 # chapter id -> the function listing its units (chapter 1 has nothing worth caching)
@@ -47,8 +46,9 @@ def plan(chapters, profile: str, params: dict[str, dict]) -> list[Unit]:
 
 
 def compute(units: list[Unit], workers: int | None = None, scheduler: str | None = None,
-            progress: bool = True) -> dict[str, float]:
-    """Run ``units`` as Dask tasks, stage by stage; returns seconds per stage.
+            progress: bool = True) -> dict[str, dict]:
+    """Run ``units`` as Dask tasks, stage by stage; returns ``{"stages": {stage: wall
+    seconds}, "units": {label: seconds in its worker}}``.
 
     ``workers``: size of a local cluster (one thread per worker process); ``scheduler``: the
     address of an existing scheduler instead. The first failing unit is re-raised, named.
@@ -64,7 +64,7 @@ def compute(units: list[Unit], workers: int | None = None, scheduler: str | None
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
-    timings = {}
+    timings, seconds = {}, {}
     try:
         for stage in sorted({u.stage for u in units}):
             batch = [u for u in units if u.stage == stage]
@@ -78,6 +78,7 @@ def compute(units: list[Unit], workers: int | None = None, scheduler: str | None
                         error = future.exception()
                         raise RuntimeError(f"unit {unit.label!r} failed: "
                                            f"{type(error).__name__}: {error}") from error
+                    seconds[futures[future].label] = future.result()
                     bar.set_postfix_str(futures[future].label[:40])
                     bar.update(1)
             timings[f"stage {stage}"] = time.perf_counter() - start
@@ -85,7 +86,23 @@ def compute(units: list[Unit], workers: int | None = None, scheduler: str | None
         client.close()
         if cluster is not None:
             cluster.close()
-    return timings
+    return {"stages": timings, "units": seconds}
+
+
+def cost_table(units: list[Unit], seconds: dict[str, float]) -> dict[str, dict]:
+    """Per unit kind: how many units, their summed and largest worker seconds (what each part
+    of a sweep costs, for ``run-info.json``), most expensive first."""
+    rows = {}
+    for unit in units:
+        if unit.label not in seconds:
+            continue
+        row = rows.setdefault(unit.kind, {"units": 0, "seconds": 0.0, "largest": 0.0})
+        row["units"] += 1
+        row["seconds"] += seconds[unit.label]
+        row["largest"] = max(row["largest"], seconds[unit.label])
+    rounded = {k: {**v, "seconds": round(v["seconds"], 1), "largest": round(v["largest"], 1)}
+               for k, v in rows.items()}
+    return dict(sorted(rounded.items(), key=lambda kv: -kv[1]["seconds"]))
 
 
 def serial(units: list[Unit], progress: bool = True) -> None:

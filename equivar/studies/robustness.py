@@ -144,8 +144,8 @@ def units(settings) -> list[Unit]:
     sets of the threat study (stage 3)."""
     transfer_settings = settings.transfer_settings()
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
-    out = [u for u in transfer.units(transfer_settings)
-           if u.fn is not transfer.adversarial_sets or u.args[3] in transfer_settings.surrogates]
+    out = [u for u in transfer.units(transfer_settings) if u.fn is not transfer.score_unit
+           and (u.fn is not transfer.adversarial_sets or u.args[3] in transfer_settings.surrogates)]
     for dataset in names:
         for seed in range(settings.seed, settings.seed + settings.n_seeds):
             # the unit's settings name its own seed only: keys do not depend on the split

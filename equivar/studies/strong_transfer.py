@@ -10,8 +10,7 @@ ring-mean (k = 0) part and the rest, exactly as chapter 3's restricted transfer
 """
 from __future__ import annotations
 
-import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ from equivar.settings import SAMPLING, SuppressionSettings
 from equivar.studies import ladder, threats
 from equivar.studies.reliance import INVARIANT, decode_classes, encode_classes
 from equivar.studies.transfer import PARTS, QUANTUM
-from equivar.studies.units import Unit, train_surrogate
+from equivar.studies.units import Unit, cached_rows, train_surrogate
 
 # the stronger attacks, as "attack from source" (threats.STRONG), and chapter 3's PGD and FGSM
 # from the small CNN as the weak reference
@@ -51,9 +50,9 @@ def threat_settings(settings) -> SuppressionSettings:
 
 
 def units(settings) -> list[Unit]:
-    """The ring surrogates (stage 1) and the strong transfer sets (stage 3: they reuse chapter
-    3's stored sets of stage 2), per dataset and seed; the same units as chapter 4 lists, so a
-    sweep of both chapters computes them once."""
+    """The ring surrogates (stage 1), the strong transfer sets (stage 3: they reuse chapter
+    3's stored sets of stage 2; the same units as chapter 4 lists, so a sweep of both chapters
+    computes them once) and the scores on them (stage 4), per dataset and seed."""
     sup = threat_settings(settings)
     ts = sup.transfer_settings()
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
@@ -65,6 +64,8 @@ def units(settings) -> list[Unit]:
             out.append(Unit(3, f"threat-model transfer sets {dataset}/seed {seed}",
                             threats.transfer_sets, (replace(sup, seed=seed, n_seeds=1),
                                                     dataset, seed)))
+            out.append(Unit(4, f"strong transfer scores {dataset}/seed {seed}", score_unit,
+                            (replace(settings, seed=seed, n_seeds=1), dataset, seed)))
     return out
 
 
@@ -83,50 +84,65 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
 
     Returns ``accuracy`` (dataset, seed, target, attack, strength, eps, part, accuracy),
     ``predictions`` (the same keys plus the predicted classes and labels per image, encoded;
-    clean as attack ``"clean"`` at ε = 0) and ``cost`` (seconds per dataset and seed: sets,
-    scoring). Parts (``transfer.PARTS``) at chapter 3's budgets only (the large ε of chapter
+    clean as attack ``"clean"`` at ε = 0). Parts (``transfer.PARTS``) at chapter 3's budgets only (the large ε of chapter
     4 allow any image, where a split says nothing)."""
-    sup = threat_settings(settings)
-    models = settings.model_settings()
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     seeds = [settings.seed + i for i in range(settings.n_seeds)]
-    split_eps = {float(e) for e in settings.epsilons if e > 0}
-    rows = {"accuracy": [], "predictions": [], "cost": []}
+    rows = {"accuracy": [], "predictions": []}
     for dataset, seed in progress_bar([(d, s) for d in names for s in seeds],
                                       desc="strong transfer", disable=not progress):
-        own = replace(sup, seed=seed, n_seeds=1)
-        images, labels = threats.threat_images(own, dataset)
-        start = time.perf_counter()
-        sets = threats.transfer_sets(own, dataset, seed)
-        crafted = time.perf_counter() - start
-        chosen = {(f"{attack} from {source}", float(eps)): adv
-                  for (threat, source, attack, eps), adv in sets.items()
-                  if f"{attack} from {source}" in STRONG + WEAK}
-        label_text = encode_classes(labels)
-        start = time.perf_counter()
-        for target in QUANTUM:
-            model, _ = trained(ladder.model_spec(models, dataset, target, seed), progress=False)
-            pipe = QuantumPipeline(model)
-            tag = {"dataset": dataset, "seed": seed, "target": target}
-
-            def keep(attack, eps, part, pred):
-                strength = "clean" if attack == "clean" else \
-                    ("strong" if attack in STRONG else "weak")
-                row = {**tag, "attack": attack, "strength": strength, "eps": float(eps),
-                       "part": part}
-                rows["accuracy"].append({**row, "accuracy": float((pred == labels).mean())})
-                rows["predictions"].append({**row, "predicted": encode_classes(pred),
-                                            "labels": label_text})
-
-            keep("clean", 0.0, "full", predict_images(pipe, images))
-            for (attack, eps), adv in sorted(chosen.items()):
-                keep(attack, eps, "full", predict_images(pipe, adv))
-                if eps in split_eps:
-                    for part, grids in split_grids(images, adv).items():
-                        keep(attack, eps, part, predict(model, amplitudes(grids)))
-        rows["cost"].append({"dataset": dataset, "seed": seed, "crafting (s)": crafted,
-                             "scoring (s)": time.perf_counter() - start})
+        for table, part in seed_scores(settings, dataset, seed).items():
+            rows[table].extend(part)
     return {k: pd.DataFrame(v) for k, v in rows.items()}
+
+
+def seed_scores(settings, dataset: str, seed: int) -> dict[str, list[dict]]:
+    """The rows of :func:`study`'s tables for one dataset and seed (cached, kind ``score``)."""
+    own = replace(settings, seed=seed, n_seeds=1)
+    images, labels = threats.threat_images(threat_settings(own), dataset)
+    return cached_rows("strong transfer", {"settings": asdict(own), "dataset": dataset,
+                                           "data": data.fingerprint(images, labels)},
+                       lambda: _score_seed(own, dataset, seed))
+
+
+def score_unit(settings, dataset: str, seed: int) -> None:
+    """Score one dataset and seed (:func:`seed_scores`) into the cache."""
+    seed_scores(settings, dataset, seed)
+
+
+def _score_seed(settings, dataset: str, seed: int) -> dict[str, list[dict]]:
+    sup = threat_settings(settings)
+    models = settings.model_settings()
+    split_eps = {float(e) for e in settings.epsilons if e > 0}
+    rows = {"accuracy": [], "predictions": []}
+    own = replace(sup, seed=seed, n_seeds=1)
+    images, labels = threats.threat_images(own, dataset)
+    sets = threats.transfer_sets(own, dataset, seed)
+    chosen = {(f"{attack} from {source}", float(eps)): adv
+              for (threat, source, attack, eps), adv in sets.items()
+              if f"{attack} from {source}" in STRONG + WEAK}
+    label_text = encode_classes(labels)
+    for target in QUANTUM:
+        model, _ = trained(ladder.model_spec(models, dataset, target, seed), progress=False)
+        pipe = QuantumPipeline(model)
+        tag = {"dataset": dataset, "seed": seed, "target": target}
+
+        def keep(attack, eps, part, pred):
+            strength = "clean" if attack == "clean" else \
+                ("strong" if attack in STRONG else "weak")
+            row = {**tag, "attack": attack, "strength": strength, "eps": float(eps),
+                   "part": part}
+            rows["accuracy"].append({**row, "accuracy": float((pred == labels).mean())})
+            rows["predictions"].append({**row, "predicted": encode_classes(pred),
+                                        "labels": label_text})
+
+        keep("clean", 0.0, "full", predict_images(pipe, images))
+        for (attack, eps), adv in sorted(chosen.items()):
+            keep(attack, eps, "full", predict_images(pipe, adv))
+            if eps in split_eps:
+                for part, grids in split_grids(images, adv).items():
+                    keep(attack, eps, part, predict(model, amplitudes(grids)))
+    return rows
 
 
 def correctness(results, dataset: str, target: str, attack: str, eps: float,

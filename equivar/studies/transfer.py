@@ -23,7 +23,7 @@ from equivar.settings import SAMPLING, VARIANT_LABELS
 from equivar.studies import controls, ladder, scorecard
 from equivar.studies.reliance import INVARIANT, decode_classes, encode_classes, summarise
 from equivar.runtime import progress as progress_bar
-from equivar.studies.units import Unit, train_surrogate
+from equivar.studies.units import Unit, cached_rows, train_surrogate
 
 QUANTUM = ("west", "sector", "baseline")
 PARTS = ("full", "k=0 only", "k>=1 only")
@@ -81,8 +81,8 @@ def adversarial_sets(settings, dataset: str, seed: int, source: str) -> dict:
 
 
 def units(settings) -> list[Unit]:
-    """Chapter 3's expensive work: the quantum targets, the surrogates (stage 1) and every
-    adversarial set (stage 2)."""
+    """Chapter 3's expensive work: the quantum targets, the surrogates (stage 1), every
+    adversarial set (stage 2) and the scores of every target on them (stage 3)."""
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     models = settings.model_settings()
     out = []
@@ -102,7 +102,18 @@ def units(settings) -> list[Unit]:
             for source in list(settings.surrogates) + list(QUANTUM):
                 out.append(Unit(2, f"attacks from {source} on {dataset}/seed {seed}",
                                 adversarial_sets, (own, dataset, seed, source)))
+            out.append(Unit(3, f"transfer scores {dataset}/seed {seed}", score_unit,
+                            (own, dataset, seed)))
     return out
+
+
+def score_unit(settings, dataset: str, seed: int) -> None:
+    """Score one dataset and seed (:func:`seed_scores`) into the cache."""
+    seed_scores(settings, dataset, seed)
+
+
+TABLES = ("clean", "transfer", "noise", "energy", "restricted", "logit_change", "surrogates",
+          "predictions", "split", "clipping")
 
 
 def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
@@ -113,137 +124,152 @@ def study(settings, progress: bool = True) -> dict[str, pd.DataFrame]:
     ``surrogates``, ``split`` (the perturbation's background and object parts at the reference
     ε), ``clipping`` (k = 0 share of sign noise with and without clipping), ``predictions``
     (every target's predicted class per image, for every perturbation and part; see
-    :func:`correctness`) and ``notes``."""
-    models = settings.model_settings()
+    :func:`correctness`) and ``notes``. Each dataset and seed is scored once and cached
+    (:func:`seed_scores`), so a sweep can score them in parallel."""
     names, notes = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     seeds = [settings.seed + i for i in range(settings.n_seeds)]
-    rows = {k: [] for k in ("clean", "transfer", "noise", "energy", "restricted",
-                            "logit_change", "surrogates", "predictions", "split", "clipping")}
-    jobs = [(d, s) for d in names for s in seeds]
-    bar = progress_bar(total=len(jobs) * (len(settings.surrogates) + len(QUANTUM)) * len(settings.attacks)
-               * len(settings.epsilons), desc="attacks", disable=not progress)
-    for dataset, seed in jobs:
-        images, labels = attacked_images(settings, dataset)
-        classifiers, quantum, source_ids = {}, {}, {}
-        for kind in settings.surrogates:
-            spec = surrogates.SurrogateSpec(dataset, kind, seed, settings.surrogate_n_train,
-                                         settings.surrogate_epochs)
-            model, record = surrogates.train_surrogate(spec)
-            classifiers[kind], source_ids[kind] = model, asdict(spec)
-            rows["surrogates"].append({"dataset": dataset, "seed": seed, "surrogate": kind,
-                                       "n_train": record["n_train"]})
-        for variant in QUANTUM:
-            spec = ladder.model_spec(models, dataset, variant, seed)
-            model, _ = trained(spec, progress=False)
-            quantum[variant] = model
-            classifiers[variant] = QuantumPipeline(model)
-            source_ids[variant] = asdict(spec)
-        clean_pred = {t: surrogates.predict_images(m, images) for t, m in classifiers.items()}
-        tag = {"dataset": dataset, "seed": seed}
-        label_text = encode_classes(labels)
-
-        def keep(target, pred, perturbation, eps, part="full"):
-            rows["predictions"].append({**tag, "target": target, "perturbation": perturbation,
-                                        "eps": float(eps), "part": part,
-                                        "predicted": encode_classes(pred),
-                                        "labels": label_text})
-
-        for target, pred in clean_pred.items():
-            rows["clean"].append({**tag, "target": target, "accuracy": float((pred == labels).mean())})
-            keep(target, pred, "clean", 0.0)
-
-        def score(perturbed, extra, table):
-            name = f"{extra['attack']} from {extra['source']}" if table == "transfer" \
-                else f"{extra['noise']} noise"
-            for target, model in classifiers.items():
-                pred = surrogates.predict_images(model, perturbed)
-                rows[table].append({**tag, **extra, "target": target,
-                                    "accuracy": float((pred == labels).mean()),
-                                    "success_rate": attacks.success_rate(clean_pred[target], pred, labels)})
-                if extra["eps"] > 0:
-                    keep(target, pred, name, extra["eps"])
-
-        def energy(perturbed, extra):
-            share = attacks.sector_energy_share(images, perturbed).mean(0)
-            for k, value in enumerate(share):
-                rows["energy"].append({**tag, **extra, "k": k, "share": float(value)})
-
-        sectors_all = sectors.independent_sectors(SAMPLING.n_angles)
-
-        def restrict(perturbed, extra):
-            name = f"{extra['attack']} from {extra['source']}" if extra["attack"] != "noise" \
-                else extra["source"]
-            # one random basis per seed (not per call): the control does not depend on the
-            # order of the calls or on which other sets were scored
-            matched = energy_matched_removal(images, perturbed, np.random.default_rng([seed, 2]))
-            for part, kept in zip(PARTS + (ENERGY_MATCHED,),
-                                  (sectors_all, [0], sectors_all[1:], None)):
-                grids = matched if kept is None else attacks.restricted(images, perturbed, kept)
-                for variant, model in quantum.items():
-                    pred = predict(model, amplitudes(grids))
-                    rows["restricted"].append({**extra, **tag, "target": variant, "part": part,
-                                               "accuracy": float((pred == labels).mean())})
-                    if part != "full":   # "full" on the grid is the perturbed image itself
-                        keep(variant, pred, name, extra["eps"], part)
-
-        def background(perturbed, extra):
-            """The perturbation's background and object parts (controls.split): k = 0 share
-            of each, and the invariant targets' predictions on each."""
-            parts = controls.split(images, perturbed, settings.background_threshold)
-            for part, x in parts.items():
-                share = controls.k0_share(images, x)
-                rows["split"].append({**tag, **extra, "part": part,
-                                      "k0 share": float(np.mean(share))})
-                if part == "full":
-                    continue
-                for variant in INVARIANT:
-                    if variant in quantum:
-                        pred = predict(quantum[variant], amplitudes(rings.sample_grid(x)))
-                        rows["split"][-1][f"accuracy {variant}"] = float((pred == labels).mean())
-                        keep(variant, pred, f"{extra['attack']} from {extra['source']}",
-                             extra["eps"], part)
-
-        for eps in settings.epsilons:
-            if eps > 0:
-                for clip in (False, True):
-                    share = controls.k0_share(images, controls.sign_noise(images, eps, seed,
-                                                                          clip))
-                    rows["clipping"].append({**tag, "eps": eps, "clipped": clip,
-                                             "k0 share": float(np.mean(share))})
-            for kind in attacks.NOISES:
-                noisy = attacks.noise(images, eps, kind, seed)
-                score(noisy, {"noise": kind, "eps": eps}, "noise")
-                if eps > 0:
-                    energy(noisy, {"source": f"{kind} noise", "attack": "noise", "eps": eps})
-                    if kind == "sign":
-                        restrict(noisy, {"source": "sign noise", "attack": "noise", "eps": eps})
-        for source in list(settings.surrogates) + list(QUANTUM):
-            for attack in settings.attacks:
-                for eps in settings.epsilons:
-                    adv = attacks.adversarial_set(classifiers[source], source_ids[source], images,
-                                                  labels, attack, eps, settings.pgd_steps,
-                                                  settings.pgd_step_factor, seed)
-                    extra = {"source": source, "attack": attack, "eps": eps}
-                    score(adv, extra, "transfer")
-                    bar.update(1)
-                    if eps == 0:
-                        continue
-                    energy(adv, extra)
-                    if source in settings.surrogates and attack == "pgd":
-                        restrict(adv, extra)
-                        if np.isclose(eps, settings.reference_eps):
-                            background(adv, extra)
-                        for variant in ("west", "sector"):
-                            change = attacks.logit_change_by_sector(quantum[variant], images,
-                                                                    adv, labels).mean(0)
-                            for k, value in enumerate(change):
-                                rows["logit_change"].append({**extra, **tag, "target": variant,
-                                                             "k": k, "change": float(value)})
-    bar.close()
+    rows = {k: [] for k in TABLES}
+    for dataset, seed in progress_bar([(d, s) for d in names for s in seeds],
+                                      desc="transfer scores", disable=not progress):
+        for table, part in seed_scores(settings, dataset, seed).items():
+            rows[table].extend(part)
     out = {k: pd.DataFrame(v) for k, v in rows.items()}
     out["notes"] = pd.DataFrame([{"dataset": k, "note": v} for k, v in notes.items()],
                                 columns=["dataset", "note"])
     return out
+
+
+def seed_scores(settings, dataset: str, seed: int) -> dict[str, list[dict]]:
+    """The rows of every table of :func:`study` for one dataset and model seed (cached, kind
+    ``score``): every target scored on every adversarial and noise set of that seed."""
+    own = replace(settings, seed=seed, n_seeds=1)
+    images, labels = attacked_images(own, dataset)
+    # the trained models and sets are cache entries keyed by their own data; the scores are
+    # keyed by the attacked images, the settings and the study code that turns them into rows
+    return cached_rows("transfer", {"settings": asdict(own), "dataset": dataset,
+                                    "data": data.fingerprint(images, labels)},
+                       lambda: _score_seed(own, dataset, seed))
+
+
+def _score_seed(settings, dataset: str, seed: int) -> dict[str, list[dict]]:
+    models = settings.model_settings()
+    rows = {k: [] for k in TABLES}
+    images, labels = attacked_images(settings, dataset)
+    classifiers, quantum, source_ids = {}, {}, {}
+    for kind in settings.surrogates:
+        spec = surrogates.SurrogateSpec(dataset, kind, seed, settings.surrogate_n_train,
+                                     settings.surrogate_epochs)
+        model, record = surrogates.train_surrogate(spec)
+        classifiers[kind], source_ids[kind] = model, asdict(spec)
+        rows["surrogates"].append({"dataset": dataset, "seed": seed, "surrogate": kind,
+                                   "n_train": record["n_train"]})
+    for variant in QUANTUM:
+        spec = ladder.model_spec(models, dataset, variant, seed)
+        model, _ = trained(spec, progress=False)
+        quantum[variant] = model
+        classifiers[variant] = QuantumPipeline(model)
+        source_ids[variant] = asdict(spec)
+    clean_pred = {t: surrogates.predict_images(m, images) for t, m in classifiers.items()}
+    tag = {"dataset": dataset, "seed": seed}
+    label_text = encode_classes(labels)
+
+    def keep(target, pred, perturbation, eps, part="full"):
+        rows["predictions"].append({**tag, "target": target, "perturbation": perturbation,
+                                    "eps": float(eps), "part": part,
+                                    "predicted": encode_classes(pred),
+                                    "labels": label_text})
+
+    for target, pred in clean_pred.items():
+        rows["clean"].append({**tag, "target": target, "accuracy": float((pred == labels).mean())})
+        keep(target, pred, "clean", 0.0)
+
+    def score(perturbed, extra, table):
+        name = f"{extra['attack']} from {extra['source']}" if table == "transfer" \
+            else f"{extra['noise']} noise"
+        for target, model in classifiers.items():
+            pred = surrogates.predict_images(model, perturbed)
+            rows[table].append({**tag, **extra, "target": target,
+                                "accuracy": float((pred == labels).mean()),
+                                "success_rate": attacks.success_rate(clean_pred[target], pred, labels)})
+            if extra["eps"] > 0:
+                keep(target, pred, name, extra["eps"])
+
+    def energy(perturbed, extra):
+        share = attacks.sector_energy_share(images, perturbed).mean(0)
+        for k, value in enumerate(share):
+            rows["energy"].append({**tag, **extra, "k": k, "share": float(value)})
+
+    sectors_all = sectors.independent_sectors(SAMPLING.n_angles)
+
+    def restrict(perturbed, extra):
+        name = f"{extra['attack']} from {extra['source']}" if extra["attack"] != "noise" \
+            else extra["source"]
+        # one random basis per seed (not per call): the control does not depend on the
+        # order of the calls or on which other sets were scored
+        matched = energy_matched_removal(images, perturbed, np.random.default_rng([seed, 2]))
+        for part, kept in zip(PARTS + (ENERGY_MATCHED,),
+                              (sectors_all, [0], sectors_all[1:], None)):
+            grids = matched if kept is None else attacks.restricted(images, perturbed, kept)
+            for variant, model in quantum.items():
+                pred = predict(model, amplitudes(grids))
+                rows["restricted"].append({**extra, **tag, "target": variant, "part": part,
+                                           "accuracy": float((pred == labels).mean())})
+                if part != "full":   # "full" on the grid is the perturbed image itself
+                    keep(variant, pred, name, extra["eps"], part)
+
+    def background(perturbed, extra):
+        """The perturbation's background and object parts (controls.split): k = 0 share
+        of each, and the invariant targets' predictions on each."""
+        parts = controls.split(images, perturbed, settings.background_threshold)
+        for part, x in parts.items():
+            share = controls.k0_share(images, x)
+            rows["split"].append({**tag, **extra, "part": part,
+                                  "k0 share": float(np.mean(share))})
+            if part == "full":
+                continue
+            for variant in INVARIANT:
+                if variant in quantum:
+                    pred = predict(quantum[variant], amplitudes(rings.sample_grid(x)))
+                    rows["split"][-1][f"accuracy {variant}"] = float((pred == labels).mean())
+                    keep(variant, pred, f"{extra['attack']} from {extra['source']}",
+                         extra["eps"], part)
+
+    for eps in settings.epsilons:
+        if eps > 0:
+            for clip in (False, True):
+                share = controls.k0_share(images, controls.sign_noise(images, eps, seed,
+                                                                      clip))
+                rows["clipping"].append({**tag, "eps": eps, "clipped": clip,
+                                         "k0 share": float(np.mean(share))})
+        for kind in attacks.NOISES:
+            noisy = attacks.noise(images, eps, kind, seed)
+            score(noisy, {"noise": kind, "eps": eps}, "noise")
+            if eps > 0:
+                energy(noisy, {"source": f"{kind} noise", "attack": "noise", "eps": eps})
+                if kind == "sign":
+                    restrict(noisy, {"source": "sign noise", "attack": "noise", "eps": eps})
+    for source in list(settings.surrogates) + list(QUANTUM):
+        for attack in settings.attacks:
+            for eps in settings.epsilons:
+                adv = attacks.adversarial_set(classifiers[source], source_ids[source], images,
+                                              labels, attack, eps, settings.pgd_steps,
+                                              settings.pgd_step_factor, seed)
+                extra = {"source": source, "attack": attack, "eps": eps}
+                score(adv, extra, "transfer")
+                if eps == 0:
+                    continue
+                energy(adv, extra)
+                if source in settings.surrogates and attack == "pgd":
+                    restrict(adv, extra)
+                    if np.isclose(eps, settings.reference_eps):
+                        background(adv, extra)
+                    for variant in ("west", "sector"):
+                        change = attacks.logit_change_by_sector(quantum[variant], images,
+                                                                adv, labels).mean(0)
+                        for k, value in enumerate(change):
+                            rows["logit_change"].append({**extra, **tag, "target": variant,
+                                                         "k": k, "change": float(value)})
+    return rows
 
 
 def transfer_matrix(results: dict[str, pd.DataFrame], attack: str, eps: float) -> pd.DataFrame:
