@@ -358,3 +358,17 @@ def test_timings_page_adds_up_the_sweep_by_unit_kind(tmp_path):
     (tmp_path / "run-info.json").write_text(json.dumps(info))
     page = site.timings_page(tmp_path)
     assert "| train | 2 | 40 | 30 |" in page and "stage 1 20 s" in page
+
+
+def test_parallel_chapters_start_with_the_longest_of_the_last_run(tmp_path):
+    import json
+
+    from equivar.book import site
+
+    assert site._last_seconds(tmp_path) == {}
+    (tmp_path / "run-info.json").write_text("{not json")
+    assert site._last_seconds(tmp_path) == {}
+    (tmp_path / "run-info.json").write_text(json.dumps(
+        {"chapters": {"03_transfer": {"profile": "paper", "seconds": 300.0},
+                      "01_twirl": {"profile": "paper", "seconds": 12}}}))
+    assert site._last_seconds(tmp_path) == {"03_transfer": 300.0, "01_twirl": 12.0}

@@ -79,5 +79,21 @@ def test_selection_covers_every_dataset_a_chapter_trains_on():
     # (mnist is replaced by mnist-5k where it cannot be downloaded, as in every chapter)
     assert names in (["fashion-mnist", "mnist", "digits"], ["fashion-mnist", "mnist-5k", "digits"])
     listed = ladder.units(s, also=("digits",))
-    assert "selection digits/west" in [u.label for u in listed if u.stage == 0]
+    assert "selection digits/west trial 0" in [u.label for u in listed if u.stage == 0]
     assert not any(u.label.startswith("ladder digits") for u in listed)
+
+
+def test_selection_trial_units_train_exactly_what_the_search_reads(tmp_path, monkeypatch):
+    from equivar import cache
+    from equivar.learn import select
+
+    monkeypatch.setenv("EQUIVAR_CACHE_DIR", str(tmp_path))
+    space = select.SearchSpace(n_layers=(1, 2), lr=(0.05,), scale=(10.0,),
+                               schedule=("constant",), budget=2, max_epochs=2, patience=1,
+                               n_train=80, n_valid=40, batch_size=32)
+    for i in range(len(space.configurations())):
+        ladder.train_trial(space, "digits", "west", i)
+    trained = {e["key"] for e in cache.entries() if e["kind"] == "model"}
+    assert len(trained) == 2
+    select.search(space, "digits", "west")       # every trial a cache hit: nothing new
+    assert {e["key"] for e in cache.entries() if e["kind"] == "model"} == trained

@@ -114,17 +114,31 @@ def _execute_parallel(chosen, per_chapter, output: Path, n: int, profile: str,
     import multiprocessing
 
     timings = {}
+    numbers = {chapter: i for i, chapter in enumerate(chosen, 1)}
+    # the longest chapters of the last recorded run first, so that no long one starts last
+    last = _last_seconds(output)
+    order = sorted(chosen, key=lambda ch: -last.get(ch.stem, 0.0))
     # spawn: the parent may still hold threads (Dask's, tqdm's) that fork would copy mid-state
     with ProcessPoolExecutor(max_workers=n,
                              mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {chapter: pool.submit(_execute_timed, chapter, per_chapter[chapter],
-                                        output / chapter.path.name,
-                                        f"[{i}/{len(chosen)}]" if say else None)
-                   for i, chapter in enumerate(chosen, 1)}
+        submitted = {chapter: pool.submit(_execute_timed, chapter, per_chapter[chapter],
+                                          output / chapter.path.name,
+                                          f"[{numbers[chapter]}/{len(chosen)}]" if say else None)
+                     for chapter in order}
+        futures = {chapter: submitted[chapter] for chapter in chosen}
         for chapter, future in futures.items():
             timings[chapter.stem] = future.result()
             _record_timings(output, profile, {chapter.stem: timings[chapter.stem]})
     return timings
+
+
+def _last_seconds(output: Path) -> dict[str, float]:
+    """Seconds per chapter stem of the run last recorded in ``output`` (empty if none)."""
+    try:
+        rows = json.loads((output / "run-info.json").read_text())["chapters"]
+        return {stem: float(row["seconds"]) for stem, row in rows.items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _record_timings(output: Path, profile: str, timings: dict[str, float],

@@ -190,7 +190,7 @@ def units(settings) -> list[Unit]:
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     # the selection depends on selection_seed only: its unit must not name the run's seeds
     shared = replace(settings, seed=0, n_seeds=1)
-    out = [Unit(1, f"baseline selection {d}/{k}", _select, (shared, d, k))
+    out = [Unit(0, f"baseline selection {d}/{k}", _select, (shared, d, k))
            for d in names for k in settings.baselines]
     for d in names:
         for seed in range(settings.seed, settings.seed + settings.n_seeds):

@@ -120,19 +120,30 @@ def rungs(settings, dataset: str) -> list[tuple[str, ModelSpec]]:
 
 
 def units(settings, also=()) -> list[Unit]:
-    """The ladder's expensive work: the selection trials of its datasets and ``also`` (stage
-    0), then every rung of its own datasets."""
+    """The ladder's expensive work: the selection trials of its datasets and ``also`` and the
+    probes (stage 0), then every rung of its own datasets (stage 1)."""
     selected, _ = selection_datasets(settings, also)
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
     space = search_space(settings)
-    out = [Unit(0, f"selection {name}/{variant}", select.search, (space, name, variant))
-           for name in selected for variant in SELECTED_VARIANTS]
+    # one unit per trial (not per search): the trials are independent, and a few long
+    # searches on two workers would leave one idle for most of stage 0
+    out = [Unit(0, f"selection {name}/{variant} trial {i}", train_trial,
+                (space, name, variant, i))
+           for name in selected for variant in SELECTED_VARIANTS
+           for i in range(len(space.configurations()))]
     out += [Unit(0, f"ladder {name}: probes and ideal measurements", reference_rows,
                  (settings, name)) for name in names]
     for name in names:
         out += [Unit(1, f"ladder {name}: rung {i}", train_rung, (settings, name, i))
                 for i in range(n_rungs(settings))]
     return out
+
+
+def train_trial(space, dataset: str, variant: str, index: int) -> None:
+    """Train (or find cached) trial ``index`` of the selection search (what
+    :func:`equivar.learn.select.search` then reads from the cache)."""
+    config = space.configurations()[index]
+    train_model(select.trial_spec(space, dataset, variant, config))
 
 
 def n_rungs(settings) -> int:

@@ -94,7 +94,7 @@ def units(settings) -> list[Unit]:
         for variant in QUANTUM:
             out.append(Unit(2, f"rotated model {name}/{variant}", train_rotated_model,
                             (settings, name, variant)))
-        out.append(Unit(1, f"surrogate {rotated_name(name)}/cnn", train_surrogate,
+        out.append(Unit(0, f"surrogate {rotated_name(name)}/cnn", train_surrogate,
                         (surrogate_spec(settings, rotated_name(name), "cnn"),)))
     return out
 

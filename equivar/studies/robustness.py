@@ -151,7 +151,7 @@ def units(settings) -> list[Unit]:
             # the unit's settings name its own seed only: keys do not depend on the split
             own = replace(settings, seed=seed, n_seeds=1)
             tag = f"{dataset}/seed {seed}"
-            out.append(Unit(1, f"surrogate {dataset}/ring/seed {seed}", train_surrogate,
+            out.append(Unit(0, f"surrogate {dataset}/ring/seed {seed}", train_surrogate,
                             (threats.ring_surrogate(transfer_settings, dataset, seed),)))
             out.append(Unit(3, f"threat-model transfer sets {tag}", threats.transfer_sets,
                             (own, dataset, seed)))

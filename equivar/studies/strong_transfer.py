@@ -59,7 +59,7 @@ def units(settings) -> list[Unit]:
     out = []
     for dataset in names:
         for seed in range(settings.seed, settings.seed + settings.n_seeds):
-            out.append(Unit(1, f"surrogate {dataset}/ring/seed {seed}", train_surrogate,
+            out.append(Unit(0, f"surrogate {dataset}/ring/seed {seed}", train_surrogate,
                             (threats.ring_surrogate(ts, dataset, seed),)))
             out.append(Unit(3, f"threat-model transfer sets {dataset}/seed {seed}",
                             threats.transfer_sets, (replace(sup, seed=seed, n_seeds=1),

@@ -95,7 +95,7 @@ def units(settings) -> list[Unit]:
             for kind in settings.surrogates:
                 spec = surrogates.SurrogateSpec(dataset, kind, seed, settings.surrogate_n_train,
                                                 settings.surrogate_epochs)
-                out.append(Unit(1, f"surrogate {dataset}/{kind}/seed {seed}", train_surrogate,
+                out.append(Unit(0, f"surrogate {dataset}/{kind}/seed {seed}", train_surrogate,
                                 (spec,)))
             # the unit's settings name its own seed only: keys do not depend on the split
             own = replace(settings, seed=seed, n_seeds=1)
