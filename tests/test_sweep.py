@@ -144,3 +144,30 @@ def test_the_transfer_plan_scores_every_seed_after_its_sets():
     assert min(u.stage for u in scores) > max(u.stage for u in sets)
     # chapter 4 scores nothing of chapter 3's
     assert not [u for u in _plan(["suppression"]) if u.fn is transfer.score_unit]
+
+
+def test_chapter_five_alone_sweeps_what_it_reuses_from_chapters_two_and_three():
+    # regression: `equivar run open --workers 2` left the upright models, the selection and
+    # the upright surrogates to the notebook, which then computed them serially (slower than
+    # no workers at all)
+    from equivar.studies import ladder, openings
+
+    s = settings.OpenSettings.for_profile("default")
+    names, _ = openings.datasets(s)
+    alone = _plan(["open"], profile="default")
+    models = {u.args for u in alone if u.fn is openings.train_upright_model}
+    assert models == {(s, n, v) for n in names for v in openings.QUANTUM}
+    trials = {u.key for u in alone if u.fn is ladder.train_trial}
+    space = ladder.search_space(settings.LadderSettings.for_profile("default"))
+    real = [n for n in names if n != "synthetic"]
+    assert len(trials) == len(real) * len(ladder.SELECTED_VARIANTS) * len(space.configurations())
+    trained_specs = {u.args[0] for u in alone if u.label.startswith("surrogate ")}
+    for name in names:
+        for kind in openings.CLASSICAL:
+            assert openings.surrogate_spec(s, name, kind) in trained_specs
+    # with chapters 2 and 3 in the same sweep, nothing is listed twice
+    joint = _plan(["sector-reliance", "transfer", "open"], profile="default")
+    keys = [u.key for u in joint]
+    assert len(keys) == len(set(keys))
+    assert trials <= {u.key for u in _plan(["sector-reliance"], profile="default")}
+

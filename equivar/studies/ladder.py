@@ -124,19 +124,26 @@ def units(settings, also=()) -> list[Unit]:
     probes (stage 0), then every rung of its own datasets (stage 1)."""
     selected, _ = selection_datasets(settings, also)
     names, _ = data.resolve(settings.datasets, fallbacks={"mnist": "mnist-5k"})
-    space = search_space(settings)
-    # one unit per trial (not per search): the trials are independent, and a few long
-    # searches on two workers would leave one idle for most of stage 0
-    out = [Unit(0, f"selection {name}/{variant} trial {i}", train_trial,
-                (space, name, variant, i))
-           for name in selected for variant in SELECTED_VARIANTS
-           for i in range(len(space.configurations()))]
+    out = selection_units(settings, selected)
     out += [Unit(0, f"ladder {name}: probes and ideal measurements", reference_rows,
                  (settings, name)) for name in names]
     for name in names:
         out += [Unit(1, f"ladder {name}: rung {i}", train_rung, (settings, name, i))
                 for i in range(n_rungs(settings))]
     return out
+
+
+def selection_units(settings, datasets) -> list[Unit]:
+    """Stage 0: every trial of the selection search of ``settings`` (a
+    :class:`equivar.settings.LadderSettings`) on each of ``datasets`` (resolved names; synthetic
+    data is never selected)."""
+    space = search_space(settings)
+    # one unit per trial (not per search): the trials are independent, and a few long
+    # searches on two workers would leave one idle for most of stage 0
+    return [Unit(0, f"selection {name}/{variant} trial {i}", train_trial,
+                 (space, name, variant, i))
+            for name in datasets if name != "synthetic" for variant in SELECTED_VARIANTS
+            for i in range(len(space.configurations()))]
 
 
 def train_trial(space, dataset: str, variant: str, index: int) -> None:

@@ -86,17 +86,33 @@ def eval_images(settings, dataset: str, n: int | None = None):
 
 
 def units(settings) -> list[Unit]:
-    """The chapter's own expensive work (the upright models and surrogates are chapters 2-3's
-    units): the quantum models and the CNN trained on the rotated datasets."""
+    """The chapter's expensive work: the quantum models and the CNN trained on the rotated
+    datasets, and what it reuses from chapters 2-3 (the selection trials, the upright models,
+    the upright surrogates), so that ``equivar run open --workers N`` computes those on the
+    workers too; a sweep of several chapters lists each unit once (by key)."""
     names, _ = datasets(settings)
-    out = []
+    upright = settings.model_settings()
+    out = ladder.selection_units(LadderSettings.for_profile(settings.profile), names) \
+        if upright.models == "selected" else []
     for name in names:
         for variant in QUANTUM:
+            out.append(Unit(2, f"upright model {name}/{variant}", train_upright_model,
+                            (settings, name, variant)))
             out.append(Unit(2, f"rotated model {name}/{variant}", train_rotated_model,
                             (settings, name, variant)))
+        for kind in CLASSICAL:
+            out.append(Unit(0, f"surrogate {name}/{kind}", train_surrogate,
+                            (surrogate_spec(settings, name, kind),)))
         out.append(Unit(0, f"surrogate {rotated_name(name)}/cnn", train_surrogate,
                         (surrogate_spec(settings, rotated_name(name), "cnn"),)))
     return out
+
+
+def train_upright_model(settings, dataset: str, variant: str) -> None:
+    """Train (or find cached) chapter 2's model of ``variant`` on the upright ``dataset`` (the
+    same cache entry as chapter 2's unit for this seed); its spec is resolved in the worker,
+    after chapter 2's stage 1 (in a sweep of both chapters, a cache hit)."""
+    train_model(quantum_spec(settings, dataset, variant))
 
 
 def train_rotated_model(settings, dataset: str, variant: str) -> None:
