@@ -37,8 +37,10 @@ def data_dir() -> str:
     return str(where())
 
 
-def run_once(chapters: list[str], profile: str, extra: list[str], data: str) -> float:
-    """Wall seconds of one ``equivar run`` with an empty cache and a scratch output."""
+def run_once(chapters: list[str], profile: str, extra: list[str],
+             data: str) -> tuple[float, dict[str, float]]:
+    """Wall seconds of one ``equivar run`` with an empty cache and a scratch output, and the
+    seconds per chapter (and sweep) that the run recorded in its ``run-info.json``."""
     with tempfile.TemporaryDirectory(prefix="equivar-bench-") as scratch:
         env = {**os.environ, **THREADS, "EQUIVAR_CACHE_DIR": f"{scratch}/cache",
                "EQUIVAR_DATA_DIR": data, "EQUIVAR_FIGURES_DIR": f"{scratch}/figures"}
@@ -49,7 +51,8 @@ def run_once(chapters: list[str], profile: str, extra: list[str], data: str) -> 
         seconds = time.perf_counter() - start
         if done.returncode:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-        return seconds
+        info = json.loads(Path(f"{scratch}/out/run-info.json").read_text())["chapters"]
+        return seconds, {stem: row["seconds"] for stem, row in info.items()}
 
 
 def main(argv=None) -> int:
@@ -63,16 +66,19 @@ def main(argv=None) -> int:
     data = data_dir()
     print("threads:", " ".join(f"{k}={v}" for k, v in THREADS.items()), flush=True)
     times = {arm: [] for arm in ARMS}
+    parts = {arm: [] for arm in ARMS}   # per round: seconds per chapter, as each run recorded
     loads = []
     for r in range(args.rounds):
         for arm, extra in ARMS.items():
             loads.append(os.getloadavg()[0])
-            times[arm].append(run_once(args.chapters, args.profile, extra, data))
+            seconds, per_chapter = run_once(args.chapters, args.profile, extra, data)
+            times[arm].append(seconds)
+            parts[arm].append(per_chapter)
             print(f"round {r + 1} {arm}: {times[arm][-1]:.1f} s (load {loads[-1]:.2f})",
                   flush=True)
     ratios = [s / w for s, w in zip(times["serial"], times["--workers 2"])]
     result = {"chapters": args.chapters, "profile": args.profile, "rounds": args.rounds,
-              "threads": THREADS, "seconds": times, "ratio serial / workers": ratios,
+              "threads": THREADS, "seconds": times, "seconds per chapter": parts, "ratio serial / workers": ratios,
               "median ratio": statistics.median(ratios), "load averages": loads,
               "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count()}}
     out = ROOT / "benchmarks" / "results"
@@ -86,6 +92,14 @@ def main(argv=None) -> int:
              "| round | serial (s) | --workers 2 (s) | serial / workers |", "|---|---|---|---|"]
     lines += [f"| {i + 1} | {s:.1f} | {w:.1f} | {s / w:.2f}× |"
               for i, (s, w) in enumerate(zip(times["serial"], times["--workers 2"]))]
+    stems = sorted({stem for rounds in parts.values() for run in rounds for stem in run})
+    lines += ["", "Seconds per chapter as each run recorded them (median over rounds; serially a "
+                  "chapter computes its own units, with workers it reads them from the cache the "
+                  "sweep filled):", "", "| part | serial (s) | --workers 2 (s) |", "|---|---|---|"]
+    lines += [f"| {stem} | " + " | ".join(
+        f"{statistics.median(run[stem] for run in parts[arm] if stem in run):.1f}"
+        if any(stem in run for run in parts[arm]) else "–" for arm in ARMS) + " |"
+        for stem in stems]
     lines += ["", f"Median ratio: {result['median ratio']:.2f}× (a ratio measured side by side; "
                   f"the absolute seconds move with the machine's load)."]
     (out / "workers.md").write_text("\n".join(lines) + "\n")

@@ -358,6 +358,7 @@ def test_timings_page_adds_up_the_sweep_by_unit_kind(tmp_path):
     (tmp_path / "run-info.json").write_text(json.dumps(info))
     page = site.timings_page(tmp_path)
     assert "| train | 2 | 40 | 30 |" in page and "stage 1 20 s" in page
+    assert "45 worker seconds in 25 s" in page and "1.80 workers" in page
 
 
 def test_parallel_chapters_start_with_the_longest_of_the_last_run(tmp_path):

@@ -216,6 +216,11 @@ def timings_page(chapters_dir: Path | None = None) -> str:
                   "| unit kind | units | worker seconds | largest unit (s) |", "|---|---|---|---|"]
         lines += [f"| {kind} | {row['units']} | {row['seconds']:.0f} | {row['largest']:.0f} |"
                   for kind, row in cost["by kind"].items()]
+        busy = sum(row["seconds"] for row in cost["by kind"].values())
+        elapsed = sum(cost["stages"].values())
+        if elapsed > 0:   # how many workers were computing, on average, while the sweep ran
+            lines += ["", f"In all, {busy:.0f} worker seconds in {elapsed:.0f} s of elapsed "
+                          f"sweep time: on average {busy / elapsed:.2f} workers were computing."]
     return "\n".join(lines) + "\n"
 
 
@@ -380,6 +385,8 @@ def write_generated_pages(out: Path | None = None, chapters_dir: Path | None = N
                        ("threads.md", benchmark_page("threads.md",
                                                      "python benchmarks/threads.py")),
                        ("threads-summary.md", threads_summary()),
+                       ("workers.md", benchmark_page("workers.md",
+                                                     "python benchmarks/workers.py")),
                        ("figures.md", figures_page(figures)), ("pdf.md", pdf),
                        ("scorecard.md", scorecard_page(figures))):
         with atomic_path(out / name) as tmp:
