@@ -78,7 +78,8 @@ def main(argv=None) -> int:
                   flush=True)
     ratios = [s / w for s, w in zip(times["serial"], times["--workers 2"])]
     result = {"chapters": args.chapters, "profile": args.profile, "rounds": args.rounds,
-              "threads": THREADS, "seconds": times, "seconds per chapter": parts, "ratio serial / workers": ratios,
+              "threads": THREADS, "seconds": times, "seconds per chapter": parts,
+              "ratio serial / workers": ratios,
               "median ratio": statistics.median(ratios), "load averages": loads,
               "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count()}}
     out = ROOT / "benchmarks" / "results"

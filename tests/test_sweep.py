@@ -155,8 +155,9 @@ def test_chapter_five_alone_sweeps_what_it_reuses_from_chapters_two_and_three():
     s = settings.OpenSettings.for_profile("default")
     names, _ = openings.datasets(s)
     alone = _plan(["open"], profile="default")
-    models = {u.args for u in alone if u.fn is openings.train_upright_model}
-    assert models == {(s, n, v) for n in names for v in openings.QUANTUM}
+    models = {u.args for u in alone if u.fn is ladder.train_chapter_model}
+    up = s.model_settings()
+    assert models == {(up, n, v, up.seed) for n in names for v in openings.QUANTUM}
     trials = {u.key for u in alone if u.fn is ladder.train_trial}
     space = ladder.search_space(settings.LadderSettings.for_profile("default"))
     real = [n for n in names if n != "synthetic"]

@@ -96,8 +96,9 @@ def units(settings) -> list[Unit]:
         if upright.models == "selected" else []
     for name in names:
         for variant in QUANTUM:
-            out.append(Unit(2, f"upright model {name}/{variant}", train_upright_model,
-                            (settings, name, variant)))
+            # chapter 2's own unit (same function and arguments, so one key in a joint sweep)
+            out.append(Unit(1, f"model {name}/{variant}/seed {upright.seed}",
+                            ladder.train_chapter_model, (upright, name, variant, upright.seed)))
             out.append(Unit(2, f"rotated model {name}/{variant}", train_rotated_model,
                             (settings, name, variant)))
         for kind in CLASSICAL:
@@ -106,13 +107,6 @@ def units(settings) -> list[Unit]:
         out.append(Unit(0, f"surrogate {rotated_name(name)}/cnn", train_surrogate,
                         (surrogate_spec(settings, rotated_name(name), "cnn"),)))
     return out
-
-
-def train_upright_model(settings, dataset: str, variant: str) -> None:
-    """Train (or find cached) chapter 2's model of ``variant`` on the upright ``dataset`` (the
-    same cache entry as chapter 2's unit for this seed); its spec is resolved in the worker,
-    after chapter 2's stage 1 (in a sweep of both chapters, a cache hit)."""
-    train_model(quantum_spec(settings, dataset, variant))
 
 
 def train_rotated_model(settings, dataset: str, variant: str) -> None:
