@@ -1,6 +1,6 @@
 # equivar: two commands do everything (see README.md).
-#   make book   environment + every chapter (papermill, profile "default", into _build/rerun;
-#               book/ is left as committed) + HTML with -W
+#   make book   environment + every chapter (papermill, profile "default", WORKERS=2 Dask
+#               workers, into _build/rerun; book/ is left as committed) + HTML with -W
 #   make test   environment + Fashion-MNIST + the whole test suite
 # and two more:
 #   make html   render the chapters already in book/chapters (the committed paper-profile run)
@@ -38,17 +38,19 @@ data: env
 test: env data
 	$(BIN)/python -m pytest
 
+# Two single-threaded worker processes fill the cache first (equivar.book.sweep), then the
+# chapters run once on cache hits; WORKERS=0 runs everything in one process.
+WORKERS ?= 2
+WORKERS_FLAG = $(if $(filter-out 0,$(WORKERS)),--workers $(WORKERS))
+
 book: env data
-	$(BIN)/equivar book --profile $(PROFILE)
+	$(BIN)/equivar book --profile $(PROFILE) $(WORKERS_FLAG)
 
 html: env
 	$(BIN)/equivar book --no-execute
 
-# Two single-threaded worker processes fill the cache first (equivar.book.sweep), then the
-# chapters run once on cache hits; WORKERS=0 runs everything in one process.
-WORKERS ?= 2
 paper: env data
-	$(BIN)/equivar book --profile paper --update-book $(if $(filter-out 0,$(WORKERS)),--workers $(WORKERS))
+	$(BIN)/equivar book --profile paper --update-book $(WORKERS_FLAG)
 
 # The chapters in book/chapters as one PDF (_build/latex/equivar.pdf), linked from the HTML.
 pdf: env

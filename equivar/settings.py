@@ -2,8 +2,9 @@
 
 Each chapter's papermill ``parameters`` cell sets ``profile`` and a few optional overrides;
 ``<Chapter>Settings.for_profile(profile, **overrides)`` merges them with the profile's values
-and validates every field. ``smoke`` is sized for tests (seconds), ``default`` for the book
-build, ``paper`` for the committed edition: 10 seeds for every verdict (issue 13; the exact
+and validates every field. ``smoke`` is sized for tests (seconds), ``default`` for a reader's
+rerun of the book (paper's datasets and grids with 2 seeds, a smaller selection search, fewer
+images scored), ``paper`` for the committed edition: 10 seeds for every verdict (issue 13; the exact
 sign-flip test across seeds then reaches p = 2/2^10 ≈ 0.002, enough for Holm's correction over
 each chapter's family), sized so that the whole run fits 90 minutes on 2 cores with ``--workers
 2`` (per-unit costs measured at paper scale on Fashion-MNIST: a chapter-2 model 8-44 s at 4 000
@@ -266,10 +267,11 @@ class LadderSettings(Settings):
     PROFILES: ClassVar[dict[str, dict]] = {
         "smoke": dict(datasets=("digits",), n_train=240, n_valid=120, n_test=120,
                       selection_budget=2, selection_epochs=4, rings=(16, 32), angles=(8,)),
-        "default": dict(n_train=2000, n_valid=600, n_test=1000, selection_budget=4,
-                        selection_epochs=25, rings=(16, 32, 1024)),
-        # one dataset (each costs about 12 CPU-minutes, the 1024-ring rungs 6 of them); the
-        # default profile runs three
+        # paper's one dataset (each costs about 12 CPU-minutes, the 1024-ring rungs 6 of them)
+        # and a smaller selection search
+        "default": dict(datasets=("fashion-mnist",), n_train=2000, n_valid=600, n_test=1000,
+                        selection_budget=4, selection_epochs=25, rings=(16, 32, 1024)),
+        # one dataset (each costs about 12 CPU-minutes, the 1024-ring rungs 6 of them)
         "paper": dict(datasets=("fashion-mnist",), n_train=2000,
                       rings=(16, 32, 1024)),
     }
@@ -333,7 +335,8 @@ class TransferSettings(_UsesChapter2Models, Settings):
         "smoke": dict(n_seeds=1, datasets=("digits",), surrogates=("cnn", "mlp"),
                       surrogate_n_train=400, surrogate_epochs=2, epsilons=(0.0, 0.1, 0.3),
                       n_attack=60, pgd_steps=5),
-        "default": dict(),
+        # paper's datasets with 2 seeds
+        "default": dict(datasets=("fashion-mnist", "digits")),
         # the 10-class datasets that fit the budget with 10 seeds (mnist-5k stays in chapter 2)
         "paper": dict(n_seeds=10, datasets=("fashion-mnist", "digits"), n_attack=400),
     }
@@ -422,7 +425,11 @@ class SuppressionSettings(_UsesChapter3Sets, Settings):
                       alphas=(1.0, 0.25, 0.0), control_sectors=(1, 2), threat_alphas=(0.0,),
                       n_threat=30, white_box_steps=5, white_box_restarts=1, square_queries=50,
                       convergence_steps=(2, 5, 10), transfer_iterations=5),
-        "default": dict(),
+        # paper's dataset and grid with 2 seeds
+        "default": dict(datasets=("fashion-mnist",), alphas=(1.0, 0.25, 0.0),
+                        control_sectors=(1, 2), threat_alphas=(0.0,), n_threat=100,
+                        white_box_restarts=1, square_queries=300,
+                        convergence_steps=(5, 10, 20, 50)),
         # one dataset: each seed trains 11 models per variant and attacks 4 under every threat
         # model (about half of the run's per-seed cost with two datasets)
         "paper": dict(n_seeds=10, datasets=("fashion-mnist",), alphas=(1.0, 0.25, 0.0),
@@ -591,6 +598,7 @@ class OpenSettings(Settings):
     PROFILES: ClassVar[dict[str, dict]] = {
         "smoke": dict(datasets=("digits",), n_eval=60, gap_angles=17,
                       shots=(10, 100, 1000, 10000, 100000), n_noise=20, noise_rates=(1e-3, 1e-2)),
-        "default": dict(),
+        # paper's datasets
+        "default": dict(datasets=("fashion-mnist", "digits")),
         "paper": dict(datasets=("fashion-mnist", "digits"), n_eval=500, gap_angles=33, n_noise=200),
     }

@@ -11,8 +11,13 @@ from equivar.studies import robustness, transfer
 from equivar.studies.reliance import encode_classes
 
 
+# the field values' full grid (every α, every control sector); the profiles use parts of it
+FULL_GRID = dict(alphas=(1.0, 0.5, 0.25, 0.1, 0.0), control_sectors=(1, 2, 3, 4),
+                 threat_alphas=(0.25, 0.0))
+
+
 def test_model_grid_reuses_chapter_two_models():
-    s = settings.SuppressionSettings.for_profile("default")
+    s = settings.SuppressionSettings.for_profile("default", **FULL_GRID)
     grid = robustness.model_grid(s, "fashion-mnist", "sector", 1, resolve=False)
     labels = [label for label, _, _ in grid]
     assert labels[0] == "none"
@@ -160,7 +165,7 @@ from equivar.studies import threats  # noqa: E402
 
 
 def test_threat_grid_attacks_plain_suppressed_and_defended_models():
-    s = settings.SuppressionSettings.for_profile("default")
+    s = settings.SuppressionSettings.for_profile("default", **FULL_GRID)
     labels = [label for label, _, _ in robustness.threat_grid(s, "digits", "west", 0)]
     assert labels == ["none", "k=0 × 0.25", "k=0 × 0", "Gaussian-noise training",
                       "adversarial training"]
@@ -186,7 +191,7 @@ def test_threat_epsilons_extend_chapter_three():
 ])
 def test_threat_settings_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        settings.SuppressionSettings.for_profile("default", **kwargs)
+        settings.SuppressionSettings.for_profile("default", **{**FULL_GRID, **kwargs})
 
 
 def test_units_list_the_threat_work_once_and_independently_of_the_seed_split():
