@@ -172,3 +172,33 @@ def test_chapter_five_alone_sweeps_what_it_reuses_from_chapters_two_and_three():
     assert len(keys) == len(set(keys))
     assert trials <= {u.key for u in _plan(["sector-reliance"], profile="default")}
 
+
+def test_chapter_five_alone_sweeps_its_finer_grids_attacks_and_noise_study():
+    # regression: under default, `equivar run open` spent about 5 minutes in the notebook on
+    # the ladder's finer-sampling rungs, the α = 0 models and the noisy evaluations
+    from equivar.studies import ladder, openings, transfer
+
+    s = settings.OpenSettings.for_profile("default")
+    names, _ = openings.datasets(s)
+    alone = _plan(["open"], profile="default")
+    ladder_s = settings.LadderSettings.for_profile("default")
+    plan = ladder.rung_plan(ladder_s)
+    rung_units = [u for u in alone if u.fn is ladder.train_rung]
+    shared = [n for n in openings._ladder_datasets(ladder_s) if n in names]
+    assert shared and {u.args[1] for u in rung_units} == set(shared)
+    indices = {u.args[2] for u in rung_units}
+    assert indices == {i for i, (_, _, c) in enumerate(plan)
+                       if c.get("n_rings", 16) <= openings.GRID_MAX_RINGS}
+    assert any(c.get("n_rings", 16) > openings.GRID_MAX_RINGS for _, _, c in plan)  # left out
+    # chapter 2's and chapter 3's own units (one key in a joint sweep)
+    assert {u.key for u in rung_units} <= {u.key for u in _plan(["sector-reliance"],
+                                                                  profile="default")}
+    attacks = {u.key for u in alone if u.fn is transfer.adversarial_sets}
+    assert len(attacks) == len(names)
+    assert attacks <= {u.key for u in _plan(["transfer"], profile="default")}
+    projected = [u for u in alone if u.fn is openings.train_projected_model]
+    noisy = [u for u in alone if u.fn is openings.noise_rows]
+    assert sorted(u.args[2] for u in projected) == sorted(u.args[1] for u in noisy) \
+        == sorted(openings.INVARIANT)
+    assert min(u.stage for u in noisy) > max(u.stage for u in projected + rung_units)
+

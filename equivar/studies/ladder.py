@@ -90,32 +90,47 @@ def train_chapter_model(chapter_settings, dataset: str, variant: str, seed: int)
     train_model(model_spec(chapter_settings, dataset, variant, seed))
 
 
-def rungs(settings, dataset: str) -> list[tuple[str, ModelSpec]]:
-    """(name, spec) of every quantum rung on ``dataset``."""
+PUBLISHED = "West as published (1024×8, ⟨Z⟩, lr 1e-3, 8 epochs)"
+
+
+def rung_plan(settings) -> list[tuple[str, str | None, dict]]:
+    """(name, variant, changes to the selected spec) of every quantum rung, in the order of
+    :func:`rungs`, without resolving the selection; ``changes["deeper"]`` multiplies the
+    selected depth; variant ``None`` is West's model as published (1024 rings)."""
     out = []
     for variant in VARIANTS:
         label = "West" if variant == "west" else "sector-resolved"
-        out.append((f"{label}, selected (16×8)", chosen_spec(settings, dataset, variant)))
-        depth = chosen_spec(settings, dataset, variant).n_layers * settings.deeper
-        out.append((f"{label}, {settings.deeper}× deeper", chosen_spec(settings, dataset,
-                                                                       variant, n_layers=depth)))
+        out.append((f"{label}, selected (16×8)", variant, {}))
+        out.append((f"{label}, {settings.deeper}× deeper", variant,
+                    {"deeper": settings.deeper}))
         for n_rings in settings.rings:
             if n_rings != 16 and (variant == "west" or n_rings <= 64):
-                out.append((f"{label}, {n_rings} rings",
-                            chosen_spec(settings, dataset, variant, n_rings=n_rings)))
+                out.append((f"{label}, {n_rings} rings", variant, {"n_rings": n_rings}))
         for n_angles in settings.angles:
             if n_angles != 8:
-                out.append((f"{label}, {n_angles} angles",
-                            chosen_spec(settings, dataset, variant, n_angles=n_angles)))
-        out.append((f"{label}, ring offset", chosen_spec(settings, dataset, variant,
-                                                         ring_offset=settings.ring_offset)))
+                out.append((f"{label}, {n_angles} angles", variant, {"n_angles": n_angles}))
+        out.append((f"{label}, ring offset", variant, {"ring_offset": settings.ring_offset}))
     if 1024 in settings.rings:
-        published = ModelSpec(dataset, "west", settings.seed, settings.n_train,
-                              WEST_PUBLISHED["epochs"], WEST_PUBLISHED["batch_size"],
-                              WEST_PUBLISHED["lr"], 4, WEST_PUBLISHED["scale"],
-                              readout=WEST_PUBLISHED["readout"],
-                              n_rings=WEST_PUBLISHED["n_rings"])
-        out.append(("West as published (1024×8, ⟨Z⟩, lr 1e-3, 8 epochs)", published))
+        out.append((PUBLISHED, None, {"n_rings": WEST_PUBLISHED["n_rings"]}))
+    return out
+
+
+def rungs(settings, dataset: str) -> list[tuple[str, ModelSpec]]:
+    """(name, spec) of every quantum rung on ``dataset`` (:func:`rung_plan`, resolved)."""
+    out = []
+    for name, variant, changes in rung_plan(settings):
+        if variant is None:
+            out.append((name, ModelSpec(dataset, "west", settings.seed, settings.n_train,
+                                        WEST_PUBLISHED["epochs"], WEST_PUBLISHED["batch_size"],
+                                        WEST_PUBLISHED["lr"], 4, WEST_PUBLISHED["scale"],
+                                        readout=WEST_PUBLISHED["readout"],
+                                        n_rings=WEST_PUBLISHED["n_rings"])))
+            continue
+        changes = dict(changes)
+        if "deeper" in changes:
+            changes["n_layers"] = chosen_spec(settings, dataset, variant).n_layers \
+                * changes.pop("deeper")
+        out.append((name, chosen_spec(settings, dataset, variant, **changes)))
     return out
 
 
@@ -128,9 +143,15 @@ def units(settings, also=()) -> list[Unit]:
     out += [Unit(0, f"ladder {name}: probes and ideal measurements", reference_rows,
                  (settings, name)) for name in names]
     for name in names:
-        out += [Unit(1, f"ladder {name}: rung {i}", train_rung, (settings, name, i))
-                for i in range(n_rungs(settings))]
+        out += rung_units(settings, name)
     return out
+
+
+def rung_units(settings, dataset: str, max_rings: int | None = None) -> list[Unit]:
+    """Stage 1: training every rung of ``dataset`` (at most ``max_rings`` rings if given)."""
+    return [Unit(1, f"ladder {dataset}: rung {i}", train_rung, (settings, dataset, i))
+            for i, (_, _, changes) in enumerate(rung_plan(settings))
+            if max_rings is None or changes.get("n_rings", 16) <= max_rings]
 
 
 def selection_units(settings, datasets) -> list[Unit]:
@@ -155,9 +176,7 @@ def train_trial(space, dataset: str, variant: str, index: int) -> None:
 
 def n_rungs(settings) -> int:
     """How many quantum rungs :func:`rungs` lists per dataset (without resolving them)."""
-    per_variant = {v: 3 + sum(1 for r in settings.rings if r != 16 and (v == "west" or r <= 64))
-                   + sum(1 for a in settings.angles if a != 8) for v in VARIANTS}
-    return sum(per_variant.values()) + (1024 in settings.rings)
+    return len(rung_plan(settings))
 
 
 def train_rung(settings, dataset: str, index: int) -> None:

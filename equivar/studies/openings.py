@@ -36,7 +36,7 @@ from equivar.learn.train import accuracy, predict, trained
 from equivar.settings import SAMPLING, LadderSettings, VARIANT_LABELS
 from equivar.studies import ladder, transfer
 from equivar.studies.reliance import follow_rates, transform_accuracies
-from equivar.studies.units import Unit, train_model, train_surrogate
+from equivar.studies.units import Unit, cached_rows, train_model, train_surrogate
 
 QUANTUM = ("west", "sector", "baseline")
 INVARIANT = ("west", "sector")
@@ -47,6 +47,8 @@ RESOLVED_SHARE = 0.9                     # a sector ordering is "resolved" per i
 ACCURACY_POINTS = 0.01                   # "as accurate as exact": within 1 point
 N_RESAMPLES = 2000                       # bootstrap resamples of the paired image-level CIs
 CONDITIONS = ("upright → upright", "upright → rotated", "rotated → rotated")
+GRID_MAX_RINGS = 64                      # finer-sampling rungs scored here (the 10-qubit
+                                         # rungs are scored by chapter 2: too slow here)
 
 
 # ----------------------------------------------------------------------------- plumbing
@@ -87,16 +89,18 @@ def eval_images(settings, dataset: str, n: int | None = None):
 
 def units(settings) -> list[Unit]:
     """The chapter's expensive work: the quantum models and the CNN trained on the rotated
-    datasets, and what it reuses from chapters 2-3 (the selection trials, the upright models,
-    the upright surrogates), so that ``equivar run open --workers N`` computes those on the
-    workers too; a sweep of several chapters lists each unit once (by key)."""
+    datasets, the α = 0 models and noisy evaluations of the noise study, and what it reuses
+    from chapters 2-3 (the selection trials, the upright models, the upright surrogates, the
+    CNN's adversarial sets, the ladder's finer-sampling rungs), so that ``equivar run open
+    --workers N`` computes those on the workers too; a sweep of several chapters lists each
+    unit once (by key: where the work is another chapter's, it is that chapter's own unit)."""
     names, _ = datasets(settings)
     upright = settings.model_settings()
+    ladder_settings = LadderSettings.for_profile(settings.profile, seed=settings.seed)
     out = ladder.selection_units(LadderSettings.for_profile(settings.profile), names) \
         if upright.models == "selected" else []
     for name in names:
         for variant in QUANTUM:
-            # chapter 2's own unit (same function and arguments, so one key in a joint sweep)
             out.append(Unit(1, f"model {name}/{variant}/seed {upright.seed}",
                             ladder.train_chapter_model, (upright, name, variant, upright.seed)))
             out.append(Unit(2, f"rotated model {name}/{variant}", train_rotated_model,
@@ -106,7 +110,29 @@ def units(settings) -> list[Unit]:
                             (surrogate_spec(settings, name, kind),)))
         out.append(Unit(0, f"surrogate {rotated_name(name)}/cnn", train_surrogate,
                         (surrogate_spec(settings, rotated_name(name), "cnn"),)))
+        out.append(transfer.attack_unit(settings.transfer_settings(), name, settings.seed,
+                                        "cnn"))
+        if settings.grids and name in _ladder_datasets(ladder_settings):
+            out += ladder.rung_units(ladder_settings, name, max_rings=GRID_MAX_RINGS)
+    for variant in INVARIANT:
+        out.append(Unit(2, f"k=0-projected model {names[0]}/{variant}",
+                        train_projected_model, (settings, names[0], variant)))
+        out.append(Unit(3, f"noise {names[0]}/{variant}", noise_rows, (settings, variant)))
     return out
+
+
+def _ladder_datasets(ladder_settings) -> list[str]:
+    return data.resolve(ladder_settings.datasets, fallbacks={"mnist": "mnist-5k"})[0]
+
+
+def projected_spec(settings, dataset: str, variant: str):
+    """Chapter 4's α = 0 model: :func:`quantum_spec` with the ring-mean sector projected out."""
+    return replace(quantum_spec(settings, dataset, variant), suppress_k=0, suppress_alpha=0.0)
+
+
+def train_projected_model(settings, dataset: str, variant: str) -> None:
+    """Train (or find cached) :func:`projected_spec`, resolved in the sweep's worker."""
+    train_model(projected_spec(settings, dataset, variant))
 
 
 def train_rotated_model(settings, dataset: str, variant: str) -> None:
@@ -389,8 +415,7 @@ def grid_table(settings, progress: bool = False) -> pd.DataFrame:
     (necessity of k = 0) and under chapter 3's transferred PGD at the reference ε."""
     ladder_settings = LadderSettings.for_profile(settings.profile, seed=settings.seed)
     ours, _ = datasets(settings)
-    names = [n for n in data.resolve(ladder_settings.datasets,
-                                     fallbacks={"mnist": "mnist-5k"})[0] if n in ours]
+    names = [n for n in _ladder_datasets(ladder_settings) if n in ours]
     rows = []
     for name in names:
         h, w = data.info(name).image_shape
@@ -398,7 +423,7 @@ def grid_table(settings, progress: bool = False) -> pd.DataFrame:
         x, y = eval_images(settings, name)
         images, labels, adv = _adversarial(settings, name)
         for label, spec in ladder.rungs(ladder_settings, name):
-            if spec.n_rings > 64:  # the 10-qubit rungs: scored by chapter 2, too slow here
+            if spec.n_rings > GRID_MAX_RINGS:
                 continue
             model, _ = trained(spec, progress=progress)
             sampling = spec.sampling()
@@ -601,41 +626,49 @@ def noise_study(settings, progress: bool = False) -> pd.DataFrame:
     ring means removed, and under chapter 3's transferred PGD, for every noise model of
     :func:`noise_models` (the first ``n_noise`` of chapter 3's attacked images). Adds the
     necessity of k = 0 and the suppression gain (robust accuracy of α = 0 minus unsuppressed)."""
-    names, _ = datasets(settings)
-    name = names[0]
+    return pd.DataFrame([row for variant in INVARIANT
+                         for row in noise_rows(settings, variant, progress)])
+
+
+def noise_rows(settings, variant: str, progress: bool = False) -> list[dict]:
+    """The rows of :func:`noise_study` for one invariant model (a sweep unit), cached under
+    the settings and the images scored."""
+    name = datasets(settings)[0][0]
+    images, labels, adv = (a[:settings.n_noise] for a in _adversarial(settings, name))
+    params = {"settings": asdict(settings), "variant": variant,
+              "data": data.fingerprint(images, labels)}
+    return cached_rows("noise", params, lambda: {"rows": _noise_rows(
+        settings, name, variant, images, labels, adv, progress)})["rows"]
+
+
+def _noise_rows(settings, name, variant, images, labels, adv, progress) -> list[dict]:
     chance = 1 / len(data.info(name).classes)
-    images, labels, adv = _adversarial(settings, name)
-    images, labels, adv = images[:settings.n_noise], labels[:settings.n_noise], \
-        adv[:settings.n_noise]
     grids, adv_grids = rings.sample_grid(images), rings.sample_grid(adv)
     removed = sectors.keep_sectors(grids, range(1, grids.shape[-1]))
+    spec = quantum_spec(settings, name, variant)
+    none, _ = trained(spec, progress=progress)
+    suppressed, _ = trained(projected_spec(settings, name, variant), progress=progress)
+    project = projected_spec(settings, name, variant).grid_filter()
+    inputs = {"clean": amplitudes(grids), "removed": amplitudes(removed),
+              "attacked": amplitudes(adv_grids), "clean α=0": project.states(grids),
+              "attacked α=0": project.states(adv_grids)}
     rows = []
-    for variant in INVARIANT:
-        spec = quantum_spec(settings, name, variant)
-        none, _ = trained(spec, progress=progress)
-        suppressed, _ = trained(replace(spec, suppress_k=0, suppress_alpha=0.0),
-                                progress=progress)
-        project = replace(spec, suppress_k=0, suppress_alpha=0.0).grid_filter()
-        inputs = {"clean": amplitudes(grids), "removed": amplitudes(removed),
-                  "attacked": amplitudes(adv_grids), "clean α=0": project.states(grids),
-                  "attacked α=0": project.states(adv_grids)}
-        for label, rate, nm in noise_models(settings):
-            correct = {key: _noisy_correct(suppressed if "α=0" in key else none, value, labels,
-                                           nm) for key, value in inputs.items()}
-            acc = {key: float(value.mean()) for key, value in correct.items()}
-            ci = stats.bootstrap_difference(correct["attacked α=0"][None],
-                                            correct["attacked"][None],
-                                            n_resamples=N_RESAMPLES, rng=settings.seed)
-            gain = acc["clean"] - chance
-            rows.append({"dataset": name, "variant": variant, "noise": label, "rate": rate,
-                         "clean": acc["clean"], "ring means removed": acc["removed"],
-                         "necessity": (acc["clean"] - acc["removed"]) / gain if gain >= 0.05
-                         else np.nan,
-                         "robust": acc["attacked"], "clean (k=0 projected out)": acc["clean α=0"],
-                         "robust (k=0 projected out)": acc["attacked α=0"],
-                         "suppression gain": acc["attacked α=0"] - acc["attacked"],
-                         "gain low": ci.low, "gain high": ci.high})
-    return pd.DataFrame(rows)
+    for label, rate, nm in noise_models(settings):
+        correct = {key: _noisy_correct(suppressed if "α=0" in key else none, value, labels, nm)
+                   for key, value in inputs.items()}
+        acc = {key: float(value.mean()) for key, value in correct.items()}
+        ci = stats.bootstrap_difference(correct["attacked α=0"][None], correct["attacked"][None],
+                                        n_resamples=N_RESAMPLES, rng=settings.seed)
+        gain = acc["clean"] - chance
+        rows.append({"dataset": name, "variant": variant, "noise": label, "rate": rate,
+                     "clean": acc["clean"], "ring means removed": acc["removed"],
+                     "necessity": (acc["clean"] - acc["removed"]) / gain if gain >= 0.05
+                     else np.nan,
+                     "robust": acc["attacked"], "clean (k=0 projected out)": acc["clean α=0"],
+                     "robust (k=0 projected out)": acc["attacked α=0"],
+                     "suppression gain": acc["attacked α=0"] - acc["attacked"],
+                     "gain low": ci.low, "gain high": ci.high})
+    return rows
 
 
 # ----------------------------------------------------------------------------- the chapter

@@ -97,14 +97,19 @@ def units(settings) -> list[Unit]:
                                                 settings.surrogate_epochs)
                 out.append(Unit(0, f"surrogate {dataset}/{kind}/seed {seed}", train_surrogate,
                                 (spec,)))
+            out += [attack_unit(settings, dataset, seed, source)
+                    for source in list(settings.surrogates) + list(QUANTUM)]
             # the unit's settings name its own seed only: keys do not depend on the split
-            own = replace(settings, seed=seed, n_seeds=1)
-            for source in list(settings.surrogates) + list(QUANTUM):
-                out.append(Unit(2, f"attacks from {source} on {dataset}/seed {seed}",
-                                adversarial_sets, (own, dataset, seed, source)))
             out.append(Unit(3, f"transfer scores {dataset}/seed {seed}", score_unit,
-                            (own, dataset, seed)))
+                            (replace(settings, seed=seed, n_seeds=1), dataset, seed)))
     return out
+
+
+def attack_unit(settings, dataset: str, seed: int, source: str) -> Unit:
+    """Stage 2: every adversarial set crafted on ``source`` for ``seed`` (chapter 5 lists the
+    same unit); its settings name that one seed, so its key does not depend on the split."""
+    return Unit(2, f"attacks from {source} on {dataset}/seed {seed}", adversarial_sets,
+                (replace(settings, seed=seed, n_seeds=1), dataset, seed, source))
 
 
 def score_unit(settings, dataset: str, seed: int) -> None:
