@@ -153,6 +153,11 @@ def test_verdict_files_name_their_run_and_the_page_flags_mixed_runs(tmp_path, rn
     scorecard.write_verdicts(rows2, "02", tmp_path, RelianceSettings.for_profile("smoke"))
     page = scorecard.markdown(tmp_path)
     assert "- chapter 02: profile `smoke`, 1 seed," in page and "different runs" in page
+    # one seed: the sign-flip test cannot reach α, which the page says for that chapter only
+    line = next(x for x in page.splitlines() if x.startswith("- chapter 02"))
+    assert "cannot go below p = 1" in line and "not evidence either way" in line
+    assert "not evidence" not in next(x for x in page.splitlines()
+                                      if x.startswith("- chapter 03"))
 
 
 def test_page_wide_holm_counts_each_test_once(tmp_path, rng):

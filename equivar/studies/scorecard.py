@@ -228,12 +228,19 @@ def _runs(found: dict[str, dict]) -> list[str]:
     runs = {row["chapter"]: row.get("run") or {} for row in found.values()}
     if not runs:
         return []
+    tests = _tests(found)
     lines = ["", "Runs behind these verdicts:"]
     for chapter, run in sorted(runs.items()):
         n = run.get("n_seeds")
         seeds = f", {n} seed{'' if n == 1 else 's'}" if n else ""
-        lines.append(f"- chapter {chapter}: profile `{run.get('profile') or 'unknown'}`{seeds}, "
-                     f"code `{run.get('code') or 'unknown'}`")
+        line = (f"- chapter {chapter}: profile `{run.get('profile') or 'unknown'}`{seeds}, "
+                f"code `{run.get('code') or 'unknown'}`")
+        family = len({t for t in tests.values() if t[0] == chapter})
+        if n and family and min(1.0, family * stats.min_pvalue(n)) >= 0.05:
+            # too few seeds for any effect verdict: "not reproduced" then says nothing
+            line += (f"; **{stats.floor_note(n, family)}: its effect verdicts read \"not "
+                     f"reproduced\" whatever the data, and are not evidence either way**")
+        lines.append(line)
     if len({(r.get("profile"), r.get("code")) for r in runs.values()}) > 1:
         lines += ["", "**These verdicts come from different runs (profiles or code versions); "
                       "rerun the chapters together before citing them side by side.**"]
