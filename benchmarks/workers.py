@@ -87,7 +87,9 @@ def main(argv=None) -> int:
     (out / "workers.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# `equivar run {' '.join(args.chapters)} --profile {args.profile}`: serial "
              f"against `--workers 2`", "",
-             f"Empty cache per run, {args.rounds} interleaved rounds, one thread per process "
+             f"Empty cache per run, "
+             f"{'1 round' if args.rounds == 1 else f'{args.rounds} interleaved rounds'} "
+             f"(serial first), one thread per process "
              f"({', '.join(f'{k}={v}' for k, v in THREADS.items())}), {os.cpu_count()} cores; "
              f"load averages before the runs: {', '.join(f'{x:.2f}' for x in loads)}.", "",
              "| round | serial (s) | --workers 2 (s) | serial / workers |", "|---|---|---|---|"]
