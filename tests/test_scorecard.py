@@ -181,3 +181,31 @@ def test_page_wide_holm_counts_each_test_once(tmp_path, rng):
     assert all(page[c] >= found[c]["p_holm"] - 1e-12 for c in page)
     text = scorecard.markdown(tmp_path)
     assert "over all 3 tests on this page" in text
+
+
+def test_distinct_tests_with_equal_p_values_are_counted_apart(tmp_path, rng):
+    # regression: tests were told apart by their raw p, and with few seeds distinct tests share
+    # the exact sign-flip floor: the page counted 6 tests where the paper run has 8, and a
+    # 2-seed chapter 4 "2 tests" where it has 5
+    from equivar.settings import SuppressionSettings
+
+    claims = ("C4-transfer", "C4-transfer-strong", "C4-white-box", "C4-adaptive", "C4-black-box")
+    ci, _ = _found(0.2, rng)
+    from equivar.studies import threats
+
+    rows = scorecard.judge_rows({c: (ci, 0.5) for c in claims}, threats.RULES,
+                                {c: "fig-x" for c in claims}, "04")
+    assert [r["test"] for r in rows] == list(claims)
+    scorecard.write_verdicts(rows, "04", tmp_path,
+                             SuppressionSettings.for_profile("default", n_seeds=2))
+    found = scorecard.read_verdicts(tmp_path)
+    page = scorecard.markdown(tmp_path)
+    assert "corrects over all 5 tests" in page and "after Holm over 5 tests" in page
+    assert scorecard.page_holm(found)["C4-transfer"] == pytest.approx(1.0)
+    # files written before rows named their test: one test per claim, the headline shares
+    for row in found.values():
+        row.pop("test")
+    assert len(set(scorecard._tests(found).values())) == 5
+    old = {"C3-transfer": {"chapter": "03", "kind": "effect", "p_raw": 0.01},
+           "headline": {"chapter": "03", "kind": "effect", "p_raw": 0.01}}
+    assert len(set(scorecard._tests(old).values())) == 1

@@ -92,8 +92,9 @@ def units(settings) -> list[Unit]:
     datasets, the α = 0 models and noisy evaluations of the noise study, and what it reuses
     from chapters 2-3 (the selection trials, the upright models, the upright surrogates, the
     CNN's adversarial sets, the ladder's finer-sampling rungs), so that ``equivar run open
-    --workers N`` computes those on the workers too; a sweep of several chapters lists each
-    unit once (by key: where the work is another chapter's, it is that chapter's own unit)."""
+    --workers N`` computes those on the workers too. Where the work is chapter 2's or 3's,
+    the unit is that chapter's own (one key in a joint sweep); the α = 0 models are chapter
+    4's cache entries under units of their own (a cache hit when chapter 4 ran first)."""
     names, _ = datasets(settings)
     upright = settings.model_settings()
     ladder_settings = LadderSettings.for_profile(settings.profile, seed=settings.seed)
@@ -113,6 +114,8 @@ def units(settings) -> list[Unit]:
         out.append(transfer.attack_unit(settings.transfer_settings(), name, settings.seed,
                                         "cnn"))
         if settings.grids and name in _ladder_datasets(ladder_settings):
+            # the rungs' own selection (the same units as above unless the seed is overridden)
+            out += ladder.selection_units(ladder_settings, [name])
             out += ladder.rung_units(ladder_settings, name, max_rings=GRID_MAX_RINGS)
     for variant in INVARIANT:
         out.append(Unit(2, f"k=0-projected model {names[0]}/{variant}",
@@ -635,8 +638,13 @@ def noise_rows(settings, variant: str, progress: bool = False) -> list[dict]:
     the settings and the images scored."""
     name = datasets(settings)[0][0]
     images, labels, adv = (a[:settings.n_noise] for a in _adversarial(settings, name))
+    # keyed by what the rows are computed from: the two models' specs (their training and
+    # selection settings live in other chapters' profiles) and the clean and attacked images
     params = {"settings": asdict(settings), "variant": variant,
-              "data": data.fingerprint(images, labels)}
+              "models": [asdict(quantum_spec(settings, name, variant)),
+                         asdict(projected_spec(settings, name, variant))],
+              "data": data.fingerprint(images, labels),
+              "attacked": data.fingerprint(adv, labels)}
     return cached_rows("noise", params, lambda: {"rows": _noise_rows(
         settings, name, variant, images, labels, adv, progress)})["rows"]
 

@@ -32,6 +32,8 @@ CLAIMS: tuple[tuple[str, str], ...] = (
     ("C4-adaptive", "04"), ("C4-black-box", "04"), ("headline", "03"),
 )
 NOT_RUN = "not run"
+# claims that judge another claim's test at another threshold (one test, one Holm member)
+SAME_TEST = {"headline": "C3-transfer"}
 FIELDS = ("claim", "verdict", "statistic", "estimate", "low", "high", "ci", "p_raw", "p_holm",
           "rule", "threshold", "direction", "kind", "figure", "chapter", "scope")
 NUMERIC = ("estimate", "low", "high", "p_raw", "p_holm", "threshold")
@@ -87,7 +89,7 @@ def judge_rows(found: Mapping[str, tuple[stats.Interval, float | None]],
             "high": ci.high, "ci": ci.what, "p_raw": p, "p_holm": p_holm,
             "rule": rule.description, "threshold": rule.threshold,
             "direction": rule.direction, "kind": rule.kind, "figure": figures[claim],
-            "chapter": chapter, "scope": scope,
+            "chapter": chapter, "scope": scope, "test": same_test.get(claim, claim),
             "why": stats.explain(rule, ci, p_holm)})
     return rows
 
@@ -209,17 +211,21 @@ def markdown(directory: str | os.PathLike | None = None, link: str = "numref") -
 
 
 def _tests(found: dict[str, dict]) -> dict[str, tuple]:
-    """Claim → the test behind it, for rows with a raw p: claims of one chapter with the same
-    raw p share one test (the headline is C3-transfer's test at another threshold)."""
-    return {claim: (row["chapter"], row["p_raw"]) for claim, row in found.items()
+    """Claim → the test behind it, (chapter, claim whose test it is), for rows with a raw p:
+    the row's ``test`` (files written before it existed: :data:`SAME_TEST`, else the claim).
+    Not by equal p-values: with few seeds distinct tests often share the same exact p."""
+    return {claim: (row["chapter"], row.get("test") or SAME_TEST.get(claim, claim))
+            for claim, row in found.items()
             if row.get("kind") == "effect" and row.get("p_raw") is not None}
 
 
 def page_holm(found: dict[str, dict]) -> dict[str, float]:
     """Holm-corrected p of every claim with a test, over all distinct tests of the page."""
     tests = _tests(found)
-    distinct = list(dict.fromkeys(tests.values()))
-    adjusted = dict(zip(distinct, stats.holm([p for _, p in distinct]))) if distinct else {}
+    raw = {}                                 # one raw p per test (its claims share it)
+    for claim, test in tests.items():
+        raw.setdefault(test, found[claim]["p_raw"])
+    adjusted = dict(zip(raw, stats.holm(list(raw.values())))) if raw else {}
     return {claim: float(adjusted[test]) for claim, test in tests.items()}
 
 

@@ -507,7 +507,7 @@ def verdicts(results: dict[str, pd.DataFrame], eps: float, n_resamples: int = 10
              + ", ".join(f"{d}/{t}" for d, t in pairs))
     # the headline is C3-transfer's test at another threshold: one member of the Holm family
     family = scorecard.judge_rows(found, stats.RULES, {c: TRANSFER_FIGURE for c in found},
-                                  "03", scope, same_test={"headline": "C3-transfer"})
+                                  "03", scope, same_test=scorecard.SAME_TEST)
     table = pd.DataFrame(rows)
     table.attrs["CI"] = drop.what
     table.attrs["min p"] = stats.min_pvalue(int(pooled["clean"].shape[0]))
