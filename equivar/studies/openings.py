@@ -640,23 +640,22 @@ def noise_rows(settings, variant: str, progress: bool = False) -> list[dict]:
     images, labels, adv = (a[:settings.n_noise] for a in _adversarial(settings, name))
     # keyed by what the rows are computed from: the two models' specs (their training and
     # selection settings live in other chapters' profiles) and the clean and attacked images
+    specs = quantum_spec(settings, name, variant), projected_spec(settings, name, variant)
     params = {"settings": asdict(settings), "variant": variant,
-              "models": [asdict(quantum_spec(settings, name, variant)),
-                         asdict(projected_spec(settings, name, variant))],
+              "models": [asdict(spec) for spec in specs],
               "data": data.fingerprint(images, labels),
               "attacked": data.fingerprint(adv, labels)}
     return cached_rows("noise", params, lambda: {"rows": _noise_rows(
-        settings, name, variant, images, labels, adv, progress)})["rows"]
+        settings, name, variant, specs, images, labels, adv, progress)})["rows"]
 
 
-def _noise_rows(settings, name, variant, images, labels, adv, progress) -> list[dict]:
+def _noise_rows(settings, name, variant, specs, images, labels, adv, progress) -> list[dict]:
     chance = 1 / len(data.info(name).classes)
     grids, adv_grids = rings.sample_grid(images), rings.sample_grid(adv)
     removed = sectors.keep_sectors(grids, range(1, grids.shape[-1]))
-    spec = quantum_spec(settings, name, variant)
-    none, _ = trained(spec, progress=progress)
-    suppressed, _ = trained(projected_spec(settings, name, variant), progress=progress)
-    project = projected_spec(settings, name, variant).grid_filter()
+    none, _ = trained(specs[0], progress=progress)
+    suppressed, _ = trained(specs[1], progress=progress)
+    project = specs[1].grid_filter()
     inputs = {"clean": amplitudes(grids), "removed": amplitudes(removed),
               "attacked": amplitudes(adv_grids), "clean α=0": project.states(grids),
               "attacked α=0": project.states(adv_grids)}
