@@ -184,7 +184,7 @@ def test_chapter_five_alone_sweeps_its_finer_grids_attacks_and_noise_study():
     ladder_s = settings.LadderSettings.for_profile("default")
     plan = ladder.rung_plan(ladder_s)
     rung_units = [u for u in alone if u.fn is ladder.train_rung]
-    shared = [n for n in openings._ladder_datasets(ladder_s) if n in names]
+    shared = [n for n in ladder.selection_datasets(ladder_s)[0] if n in names]
     assert shared and {u.args[1] for u in rung_units} == set(shared)
     indices = {u.args[2] for u in rung_units}
     assert indices == {i for i, (_, _, c) in enumerate(plan)

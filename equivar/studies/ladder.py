@@ -84,6 +84,14 @@ def model_spec(chapter_settings, dataset: str, variant: str, seed: int) -> Model
         chapter_settings.profile)))
 
 
+def chapter_model_unit(chapter_settings, dataset: str, variant: str, seed: int) -> Unit:
+    """Stage 1: training the model of chapters 2-4 for ``variant`` on ``dataset`` with
+    ``seed`` (every chapter that needs it lists this unit, so a joint sweep has one key); its
+    settings name that one seed, so the key does not depend on how seeds were split."""
+    return Unit(1, f"model {dataset}/{variant}/seed {seed}", train_chapter_model,
+                (replace(chapter_settings, seed=seed, n_seeds=1), dataset, variant, seed))
+
+
 def train_chapter_model(chapter_settings, dataset: str, variant: str, seed: int) -> None:
     """Train (or find cached) a model of chapters 2-4; its spec is resolved here, in the sweep's
     worker, because a selected model's spec needs the selection's trials (an earlier stage)."""

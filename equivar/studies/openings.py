@@ -102,8 +102,7 @@ def units(settings) -> list[Unit]:
         if upright.models == "selected" else []
     for name in names:
         for variant in QUANTUM:
-            out.append(Unit(1, f"model {name}/{variant}/seed {upright.seed}",
-                            ladder.train_chapter_model, (upright, name, variant, upright.seed)))
+            out.append(ladder.chapter_model_unit(upright, name, variant, upright.seed))
             out.append(Unit(2, f"rotated model {name}/{variant}", train_rotated_model,
                             (settings, name, variant)))
         for kind in CLASSICAL:
@@ -113,7 +112,7 @@ def units(settings) -> list[Unit]:
                         (surrogate_spec(settings, rotated_name(name), "cnn"),)))
         out.append(transfer.attack_unit(settings.transfer_settings(), name, settings.seed,
                                         "cnn"))
-        if settings.grids and name in _ladder_datasets(ladder_settings):
+        if settings.grids and name in ladder.selection_datasets(ladder_settings)[0]:
             # the rungs' own selection (the same units as above unless the seed is overridden)
             out += ladder.selection_units(ladder_settings, [name])
             out += ladder.rung_units(ladder_settings, name, max_rings=GRID_MAX_RINGS)
@@ -122,10 +121,6 @@ def units(settings) -> list[Unit]:
                         train_projected_model, (settings, names[0], variant)))
         out.append(Unit(3, f"noise {names[0]}/{variant}", noise_rows, (settings, variant)))
     return out
-
-
-def _ladder_datasets(ladder_settings) -> list[str]:
-    return data.resolve(ladder_settings.datasets, fallbacks={"mnist": "mnist-5k"})[0]
 
 
 def projected_spec(settings, dataset: str, variant: str):
@@ -418,7 +413,7 @@ def grid_table(settings, progress: bool = False) -> pd.DataFrame:
     (necessity of k = 0) and under chapter 3's transferred PGD at the reference ε."""
     ladder_settings = LadderSettings.for_profile(settings.profile, seed=settings.seed)
     ours, _ = datasets(settings)
-    names = [n for n in _ladder_datasets(ladder_settings) if n in ours]
+    names = [n for n in ladder.selection_datasets(ladder_settings)[0] if n in ours]
     rows = []
     for name in names:
         h, w = data.info(name).image_shape

@@ -14,8 +14,6 @@
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 import torch
@@ -150,9 +148,7 @@ def units(settings) -> list[Unit]:
     out = ladder.units(LadderSettings.for_profile(settings.profile), also=settings.datasets) \
         if settings.models == "selected" else []
     for seed in range(settings.seed, settings.seed + settings.n_seeds):
-        own = replace(settings, seed=seed, n_seeds=1)  # keys independent of the split
-        out += [Unit(1, f"model {dataset}/{variant}/seed {seed}", ladder.train_chapter_model,
-                     (own, dataset, variant, seed))
+        out += [ladder.chapter_model_unit(settings, dataset, variant, seed)
                 for dataset in names for variant in settings.variants]
     return out
 

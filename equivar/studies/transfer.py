@@ -88,10 +88,8 @@ def units(settings) -> list[Unit]:
     out = []
     for dataset in names:
         for seed in range(settings.seed, settings.seed + settings.n_seeds):
-            own_models = replace(models, seed=seed, n_seeds=1)
-            for variant in QUANTUM:
-                out.append(Unit(1, f"model {dataset}/{variant}/seed {seed}",
-                                ladder.train_chapter_model, (own_models, dataset, variant, seed)))
+            out += [ladder.chapter_model_unit(models, dataset, variant, seed)
+                    for variant in QUANTUM]
             for kind in settings.surrogates:
                 spec = surrogates.SurrogateSpec(dataset, kind, seed, settings.surrogate_n_train,
                                                 settings.surrogate_epochs)
