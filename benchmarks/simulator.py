@@ -6,7 +6,10 @@ unit vectors (the states' content does not change the cost). For each case, forw
 (``no_grad``) and forward + backward (cross-entropy on ``scale × readout``, gradient with
 respect to the weights via ``torch.autograd.grad``) of:
 
-* ``simulator``: :mod:`equivar.core.simulator` (what ``QuantumClassifier.forward`` runs);
+* ``simulator``: :mod:`equivar.core.simulator` (what ``QuantumClassifier.forward`` runs; for
+  these readouts, the readout pulled back to rows of the radial unitaries);
+* ``simulator (layers)``: the same module with its layer-by-layer kernel forced
+  (``simulator.KERNEL = "layers"``), the fast path before the rows kernel;
 * ``dense (old)``: the previous fast path (dense unitary compiled every call), up to 9 qubits;
 * ``default.qubit``: PennyLane, torch interface, backprop, whole batch broadcast;
 * ``lightning.qubit``: adjoint differentiation, Projector expectations. It runs one tape per
@@ -49,7 +52,8 @@ from reference_paths import (make_default_qubit, make_dense_floor, make_dense_ol
 from equivar.core import simulator  # noqa: E402
 from equivar.core.model import ModelConfig, QuantumClassifier  # noqa: E402
 
-METHODS = ("simulator", "dense (old)", "default.qubit", "lightning.qubit", "dense floor")
+METHODS = ("simulator", "simulator (layers)", "dense (old)", "default.qubit", "lightning.qubit",
+           "dense floor")
 SCALE = 10.0
 
 
@@ -65,9 +69,22 @@ def random_states(n: int, dim: int, seed: int = 0) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True)
 
 
+def layers_kernel(model: QuantumClassifier):
+    """``model.readout`` with the simulator's layer-by-layer kernel forced."""
+    def run(states):
+        saved, simulator.KERNEL = simulator.KERNEL, "layers"
+        try:
+            return model.readout(states)
+        finally:
+            simulator.KERNEL = saved
+    return run
+
+
 def make(method: str, model: QuantumClassifier):
     if method == "simulator":
         return model.readout
+    if method == "simulator (layers)":
+        return layers_kernel(model)
     return {"dense (old)": make_dense_old, "default.qubit": make_default_qubit,
             "lightning.qubit": make_lightning, "dense floor": make_dense_floor}[method](model)
 
@@ -196,7 +213,7 @@ def agreement(sizes, quick):
 
         ref = grads(model.readout, x)
         row = {"qubits": n_qubits, "variant": variant}
-        for method in ("default.qubit", "lightning.qubit", "dense (old)"):
+        for method in ("simulator (layers)", "default.qubit", "lightning.qubit", "dense (old)"):
             if method == "dense (old)" and n_qubits > 9:
                 continue
             if method == "lightning.qubit" and (quick or variant == "sector") and n_qubits > 7:
@@ -412,7 +429,7 @@ def report(results) -> str:
               "| qubits | variant | method | values | weight gradients | input gradients | "
               "negative control (weights + 0.05) |", "|---|---|---|---|---|---|---|"]
     for row in results["agreement"]:
-        for method in ("default.qubit", "lightning.qubit", "dense (old)"):
+        for method in ("simulator (layers)", "default.qubit", "lightning.qubit", "dense (old)"):
             if method in row:
                 e = row[method]
                 lines.append(f"| {row['qubits']} | {row['variant']} | {method} | "
@@ -457,10 +474,13 @@ def goals(results) -> list[str]:
                    f"PennyLane device / simulator (fwd+bwd) = {ratio:.1f}× "
                    f"({'met' if ratio >= 10 else 'NOT met'}: goal ≥ 10×)")
     for row in results["timing"]:
-        if row["qubits"] == 7 and "forward_s" in row["methods"]["dense (old)"]:
-            d, s = row["methods"]["dense (old)"], row["methods"]["simulator"]
+        for old, name in (("dense (old)", "old dense path"),
+                          ("simulator (layers)", "layers kernel")):
+            if row["qubits"] != 7 or "forward_s" not in row["methods"][old]:
+                continue
+            d, s = row["methods"][old], row["methods"]["simulator"]
             rf, rb = d["forward_s"] / s["forward_s"], d["forward_backward_s"] / s["forward_backward_s"]
-            out.append(f"7 qubits, {row['variant']}, batch {row['batch']}: old dense path / "
+            out.append(f"7 qubits, {row['variant']}, batch {row['batch']}: {name} / "
                        f"simulator = {rf:.2f}× forward, {rb:.2f}× fwd+bwd "
                        f"({'met' if min(rf, rb) >= 1 else 'NOT met'}: goal ≥ 1×, no slower)")
     for e in results["epoch"]:
@@ -497,6 +517,7 @@ def main(argv=None) -> int:
         scale_q, scale_l, scale_lq, scale_b = list(range(5, 14)), [1, 2, 4, 8, 16], 11, 256
         memory_cases = [("simulator", n, "west", b) for n in (7, 9, 11, 13) for b in (256, 4096)]
         memory_cases += [("default.qubit", n, "west", 256) for n in (7, 9, 11, 13)]
+        memory_cases += [("simulator (layers)", 13, "west", b) for b in (256, 4096)]
         memory_cases += [("dense (old)", n, "west", 256) for n in (7, 9)]
         memory_cases += [("simulator", 9, "sector", 256), ("default.qubit", 9, "sector", 256)]
         rounds = args.rounds

@@ -54,9 +54,20 @@ def state_qnode(model):
 
 @pytest.fixture(params=["stored", "adjoint"])
 def backward_mode(request, monkeypatch):
-    """Both backward modes: every intermediate state kept from forward (small problems), or
-    only the final state, ψ un-computed on the way back (large ones, O(B·2**n) memory)."""
+    """Both backward modes of the layers: every intermediate state kept from forward (small
+    problems), or only the final state, ψ un-computed on the way back (large ones)."""
+    monkeypatch.setattr(sim, "KERNEL", "layers")
     monkeypatch.setattr(sim, "STORE_BYTES", 0 if request.param == "adjoint" else 1 << 40)
+    return request.param
+
+
+@pytest.fixture(params=["layers-stored", "layers-adjoint", "rows"])
+def readout_path(request, monkeypatch):
+    """Every way :func:`sim.readout` can compute: the layers in both backward modes, or the
+    readout pulled back to rows of the radial unitaries (equivariant variants)."""
+    kernel, _, mode = request.param.partition("-")
+    monkeypatch.setattr(sim, "KERNEL", kernel)
+    monkeypatch.setattr(sim, "STORE_BYTES", 0 if mode == "adjoint" else 1 << 40)
     return request.param
 
 
@@ -66,7 +77,8 @@ def reference_unitary(model):
 
 
 @pytest.mark.parametrize("variant,readout,size", CASES, ids=size_id)
-def test_readout_values_and_gradients_equal_the_qnode(variant, readout, size, backward_mode, rng, atol):
+def test_readout_values_and_gradients_equal_the_qnode(variant, readout, size, readout_path, rng,
+                                                     atol):
     cfg = make_config(variant, readout, *size)
     model = QuantumClassifier(cfg, seed=int(rng.integers(1000)))
     qnode = model.qnode()
@@ -144,7 +156,7 @@ def test_transform_is_the_bit_reversed_dft_and_the_pennylane_ops(n_ang, atol):
 
 @pytest.mark.parametrize("variant", ["west", "sector"])
 @pytest.mark.parametrize("readout", READOUTS)
-def test_invariant_under_c16(variant, readout, backward_mode, rng, atol):
+def test_invariant_under_c16(variant, readout, readout_path, rng, atol):
     cfg = make_config(variant, readout, 3, 4)
     for seed in range(2):
         model = QuantumClassifier(cfg, seed=seed)
@@ -166,6 +178,7 @@ def test_blocks_and_chunks_do_not_change_anything(variant, rng, monkeypatch, ato
         out = model.readout(a)
         return (out, *torch.autograd.grad((out * target).sum(), (model.weights, a)))
 
+    monkeypatch.setattr(sim, "KERNEL", "layers")
     base = run()
     for block, chunk, store in [(3, 4, 0), (1, 1, 1 << 40), (7, 2, 0), (2, 3, 1 << 40)]:
         monkeypatch.setattr(sim, "BLOCK_AMPLITUDES", block * 2 ** cfg.n_wires)
@@ -176,7 +189,39 @@ def test_blocks_and_chunks_do_not_change_anything(variant, rng, monkeypatch, ato
             assert (ours - ref).abs().max() < atol
 
 
-def test_backward_can_run_twice(backward_mode, rng, atol):
+@pytest.mark.parametrize("variant", ["west", "sector"])
+def test_the_rows_kernel_ignores_chunking_and_keeps_float64(variant, rng, monkeypatch, atol):
+    cfg = make_config(variant, "z", 5, 3, n_layers=2)
+    model = QuantumClassifier(cfg, seed=3)
+    x = states(rng, 7, 2 ** cfg.n_wires, False)
+    monkeypatch.setattr(sim, "KERNEL", "layers")
+    base = model.readout(x)
+    monkeypatch.setattr(sim, "KERNEL", "rows")
+    for chunk in (1, 2, 3, 4):
+        monkeypatch.setattr(sim, "CHUNK", chunk)
+        out = model.readout(x)
+        assert out.dtype == torch.float64 and (out - base).abs().max() < atol
+
+
+def test_row_kernel_choice():
+    """probs readouts read n_classes rows: always cheaper than the layers for the equivariant
+    variants; a z readout reads every radial row, cheaper only while 2**n_rad is small; the
+    baseline has no radial structure to use. KERNEL forces a choice."""
+    def choice(variant, readout, n_rad, n_layers=4):
+        cfg = ModelConfig(n_rad=n_rad, n_ang=3, n_layers=n_layers, variant=variant,
+                          readout=readout, n_classes=2 if readout == "z" else 10)
+        return sim.row_kernel(sim.structure(cfg), sim.readout_matrix(cfg))
+
+    assert all(choice(v, "probs", r) for v in ("west", "sector") for r in (4, 6, 10))
+    assert choice("west", "z", 4) and not choice("west", "z", 10)
+    assert not choice("baseline", "probs", 4)
+    cfg = ModelConfig(n_layers=2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sim, "KERNEL", "layers")
+        assert not sim.row_kernel(sim.structure(cfg), sim.readout_matrix(cfg))
+
+
+def test_backward_can_run_twice(readout_path, rng, atol):
     """retain_graph (torchattacks' DeepFool, FAB): the stored final states stay intact."""
     model = QuantumClassifier(make_config("sector", "probs", 3, 3), seed=0)
     x = states(rng, 4, 64, False).requires_grad_(True)

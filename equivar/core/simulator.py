@@ -25,6 +25,17 @@ The circuit is rewritten into operations that are cheap on a (rings × angles) g
 * the **readout** diagonal is applied to ``|ψ|²``; the last layer's RZ(ω) and CZ chain are
   diagonal and leave it unchanged, so :func:`readout` skips them (:func:`simulate` does not).
 
+Two kernels. :func:`readout` of the equivariant variants usually **pulls the readout back to
+rows** of the radial unitaries (:func:`row_kernel` decides): a readout diagonal in the radial
+basis reads P(r) for a few rows r (the classes, for ``probs``), and after the transform every
+Fourier mode k evolves under its own radial unitary U_k — for West's model one of only two,
+U_even and U_odd (the CZ chain sees k only through its parity; the rest is a phase per mode).
+The rows ⟨r|U_k are built from the weights (B-independent, ordinary autograd), then applied to
+the states in one product; for West's model Parseval turns the transform into sums and
+differences of opposite angles (real arithmetic). Per amplitude that costs n_rows operations
+instead of L · Σ_chunks 2**size. Everything else (:func:`simulate`, the baseline, ``z``
+readouts of large registers) runs the **layers** on the states as below.
+
 Work is done in blocks of samples (about ``BLOCK_AMPLITUDES`` amplitudes each, batch index
 innermost, so a block stays in cache), in work buffers reused between calls. Gradients come
 from a hand-written reverse pass (``_Simulate``): when all intermediate states of the batch fit
@@ -48,6 +59,7 @@ BLOCK_AMPLITUDES = 1 << 17  # amplitudes per block of samples (2 MiB of complex1
 CHUNK = 4                   # at most this many wires per real RY matrix product
 STORE_BYTES = 1 << 28       # keep every intermediate state for backward up to this size
 POOL_BYTES = 1 << 31        # idle buffers kept for reuse between calls, at most this size
+KERNEL = "auto"             # readout kernel: "auto" (see row_kernel), "rows" or "layers"
 
 _VARIANTS = ("west", "sector", "baseline")
 _READOUTS = ("probs", "z")
@@ -555,6 +567,106 @@ class _Simulate(torch.autograd.Function):
         return (None, None, None, None, g_states, dots, *g_mats)
 
 
+# ----------------------------------------------------------------------------- readout rows
+
+def row_kernel(st: Structure, obs: torch.Tensor) -> bool:
+    """Whether :func:`readout` pulls the readout back to rows of the radial unitaries
+    (:func:`_readout_by_rows`) instead of running the layers on the states.
+
+    Per amplitude, the rows kernel costs n_rows complex × real multiply-adds (2·n_rows for the
+    sector variant, whose inputs must be Fourier transformed), the layers about
+    L · Σ_chunks 2**size. A ``probs`` readout reads n_classes rows (cheaper than the layers at
+    every size the book uses), a ``z`` readout every radial row (cheaper only while 2**n_rad is
+    small). ``KERNEL`` forces a kernel ("rows", "layers"; the baseline always runs the layers).
+    """
+    if KERNEL != "auto":
+        return KERNEL == "rows" and st.variant != "baseline"
+    if st.variant == "baseline":
+        return False
+    n_rows = int((obs != 0).any(0).sum())
+    cost = n_rows * (2 if st.per_column else 1)
+    return cost <= st.n_layers * sum(2 ** size for _, size in st.chunks)
+
+
+def _apply_chunk(mat: torch.Tensor, v: torch.Tensor, start: int, size: int) -> torch.Tensor:
+    """``mat`` complex on register wires ``start .. start+size-1`` of the rows ``v``:
+    (C, C) on (2**m, A, n) register-major rows, or (A, C, C) on (A, 2**m, n) column-major ones.
+    Autograd-friendly (small tensors: the rows, not the states)."""
+    a, c = 2 ** start, 2 ** size
+    if mat.ndim == 2 and a == 1:
+        return (mat @ v.reshape(c, -1)).reshape(v.shape)
+    lead = v.shape[:-2] if mat.ndim == 3 else ()
+    x = v.reshape(*lead, a, c, -1)
+    return torch.matmul(mat[:, None] if mat.ndim == 3 else mat, x).reshape(v.shape)
+
+
+def _radial_rows(phases: torch.Tensor, mats: list, st: Structure,
+                 rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``rows`` of the radial unitaries without the final diagonal: complex (A, n, 2**m).
+
+    West: A = 2, U_p for Fourier modes of parity p. The radial gates are the same in every
+    column; the CZ chain couples the radial register to mode k only through k's parity (the
+    angular MSB of column k is bit 0 of k), and its angular part is one phase per column,
+    which the readout (|·|² summed over columns) does not see. Sector: A = N, one U_k per
+    mode. Computed as ``Uᵀ e_r`` = D_0 K_0ᵀ D_1 K_1ᵀ … K_{L-1}ᵀ e_r (diagonals are symmetric).
+    """
+    L, n = st.n_layers, len(rows)
+    diag = torch.polar(torch.ones_like(phases[:L]), phases[:L])
+    if st.per_column:      # column-major rows (N, R, n); diagonals (L, N, R)
+        cz, shape, mats = st.cz, (st.n_cols, 2 ** st.m, n), [m.transpose(-1, -2) for m in mats]
+    else:                  # register-major rows (R, 2, n), parities 0, 1; diagonals (L, R, 2)
+        cz, shape, mats = st.cz[:, :2], (2 ** st.m, 2, n), [m[:, 0].transpose(-1, -2) for m in mats]
+    diag = torch.cat([diag[:1].expand(-1, *cz.shape), diag[1:] * cz])
+    mats = [m.to(DTYPE) for m in mats]
+    v = torch.zeros(shape, dtype=DTYPE)
+    if st.per_column:
+        v[:, rows, torch.arange(n)] = 1
+    else:
+        v[rows, :, torch.arange(n)] = 1
+    for layer in reversed(range(L)):
+        for (start, size), mat in zip(st.chunks, mats):
+            v = _apply_chunk(mat[layer], v, start, size)
+        v = v * diag[layer, :, :, None]
+    return v.transpose(1, 2) if st.per_column else v.permute(1, 2, 0)
+
+
+def _readout_by_rows(x: torch.Tensor, phases: torch.Tensor, mats: list, st: Structure,
+                     obs: torch.Tensor) -> torch.Tensor:
+    """The readout (B, C) float64 from the rows of the radial unitaries that it reads.
+
+    West: the Fourier modes of parity p are the DFT over N/2 angles of x[θ] ± x[θ+N/2]
+    (θ < N/2; an odd mode also carries the phase e^{-2πiθ/N}, which |·|² drops), so by
+    Parseval P(r) = ½ Σ_p Σ_θ |(U_p (x_low ± x_high))[r, θ]|²: no transform, and one real
+    product of the stacked rows with each sample's (rings × 2, N/2) grid, read in place.
+    Sector: P(r) = Σ_k |(U_k x̂_k)[r]|² with x̂ the angular DFT. Plain autograd.
+    """
+    rows = (obs != 0).any(0).nonzero().flatten()
+    u = _radial_rows(phases, mats, st, rows)                 # (A, n, R)
+    n, b, R, N = len(rows), x.shape[0], 2 ** st.n_rad, 2 ** st.n_ang
+    if st.per_column:
+        F, F_real = _dft(st.n_ang)
+        if x.is_complex():
+            modes = x.reshape(b, R, N) @ F.T                 # (b, R, N), column k = mode k
+        else:
+            modes = torch.view_as_complex((x.reshape(b * R, N) @ F_real).view(b, R, N, 2))
+        y = torch.einsum("kcr,brk->bck", u, modes)
+        p = (y.real.square() + y.imag.square()).sum(-1)      # (b, n)
+    else:
+        half = N // 2
+        # columns (ring, low/high half of the angles): + for even modes, - for odd ones
+        w = torch.stack([torch.cat([u[0], u[1]]), torch.cat([u[0], -u[1]])], -1)
+        w = w.reshape(2 * n, 2 * R)                         # rows (parity, class row)
+        if not x.is_complex():
+            w = torch.cat([w.real, w.imag])                  # rows (re/im, parity, row)
+        y = torch.matmul(w, x.reshape(b, 2 * R, half))       # (b, rows, N/2)
+        # rows (re/im, parity, row) of a real product, (parity, row) × re/im of a complex one
+        groups, width = (2, 2 * half) if y.is_complex() else (4, half)
+        if y.is_complex():
+            y = torch.view_as_real(y)
+        p = y.square().reshape(b, groups, n, width).sum((1, 3)) * 0.5
+    return p @ obs[:, rows].T
+
+
 # ----------------------------------------------------------------------------- public API
 
 def _check(states, st: Structure) -> torch.Tensor:
@@ -582,6 +694,11 @@ def readout(states, weights, config) -> torch.Tensor:
     (a :class:`equivar.core.model.ModelConfig`). Differentiable in both.
     """
     obs = readout_matrix(config)
+    st = structure(config)
+    if row_kernel(st, obs):
+        x = _check(states, st)
+        phases, mats = _parameters(weights, st)
+        return _readout_by_rows(x, phases, mats, st, obs)
     return _run(states, weights, config, "readout", obs)
 
 
